@@ -1,0 +1,76 @@
+"""Command line: list or generate the kernels of a manifest.
+
+    python -m w4a16_build.generate --list                       # default manifest
+    python -m w4a16_build.generate --list --manifest full --json
+    python -m w4a16_build.generate --manifest full --out DIR    # sources + file list
+    python -m w4a16_build.generate --list --rejected            # what the rules dropped, and why
+
+The manifest defaults to $W4A16_MANIFEST, else `default`; include globs
+default to $W4A16_KERNELS (comma separated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .manifest import ManifestError, load, parse_kernel_filter
+from .paths import resolve_manifest
+from .pipeline import plan as make_plan
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--manifest", default=os.environ.get("W4A16_MANIFEST") or "default",
+                   help="built-in manifest name or path to a YAML file (default: $W4A16_MANIFEST or 'default')")
+    p.add_argument("--kernels", default=os.environ.get("W4A16_KERNELS", ""),
+                   help="comma-separated include globs on kernel names (default: $W4A16_KERNELS)")
+    p.add_argument("--list", action="store_true", help="print the kernel names and count")
+    p.add_argument("--json", action="store_true", help="with --list: print JSON with each kernel's configuration")
+    p.add_argument("--rejected", action="store_true", help="with --list: print configurations a validity rule dropped")
+    p.add_argument("--out", metavar="DIR", help="write generated sources and sources.txt into DIR")
+    p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.generate") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if not (args.list or args.json or args.out or args.rejected):
+        build_parser(prog).error("nothing to do: give --list, --json or --out DIR")
+    try:
+        manifest = load(resolve_manifest(args.manifest))
+        plan = make_plan(manifest, parse_kernel_filter(args.kernels))
+    except ManifestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    if args.json:
+        from .render import plan_json
+
+        doc = plan_json(plan)
+        if args.rejected:
+            doc["rejected"] = [{"name": r.config.name, "rule": r.rule, "reason": r.reason}
+                               for r in plan.rejected]
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    elif args.list or args.rejected:
+        if args.rejected:
+            for r in plan.rejected:
+                print(f"{r.config.name}\t{r.rule}: {r.reason}")
+            print(f"{len(plan.rejected)} configurations rejected by validity rules")
+        if args.list:
+            for name in plan.names:
+                print(name)
+            extra = f", {len(plan.filtered_out)} filtered out" if plan.filtered_out else ""
+            print(f"{len(plan.kernels)} kernels (manifest {manifest.name}{extra})")
+
+    if args.out:
+        from .render import render
+
+        res = render(plan, args.out)
+        if not args.quiet:
+            print(f"manifest {manifest.name} (sha256 {manifest.sha256[:12]}): {len(plan.kernels)} kernels "
+                  f"in {len(plan.shards)} files; {len(res.written)} written, {len(res.unchanged)} unchanged, "
+                  f"{len(res.removed)} removed -> {args.out}", file=sys.stderr if args.list or args.json else sys.stdout)
+    return 0

@@ -1,0 +1,199 @@
+"""YAML manifests: which kernels a build compiles.
+
+A manifest is a mapping with these keys (all but `name` optional):
+
+    name: default                 # shown by the build and in build_info()
+    description: free text
+    kernels_per_file: 1           # kernels per generated .cu (compile memory)
+    sets:                         # each set is the product of its axes
+      - dtype: [fp16, bf16]
+        mode: [per_column, groupwise, groupwise_zero]
+        tile_rows: [128]
+        tile_tokens: [16, 32]
+        tile_k: [64]
+        cluster: [1x1, 2x1]
+        schedule: [coop]
+        scheduler: [persistent, streamk]
+    kernels: [fp16_int4_groupwise_t128x32x64_c1x1_coop_streamk]  # explicit names
+    include: ["*"]                # globs on kernel names
+    exclude: []
+
+Within `sets`, combinations that break a validity rule (rules.py) are dropped:
+a set spans axes, not every point of it must exist. An explicit name in
+`kernels` that breaks a rule is an error. Every axis must be given in every
+set, so a manifest says exactly what it builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import itertools
+import re
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+
+from . import rules
+from .model import AXES, Cluster, DType, KernelConfig, QuantMode, Schedule, Tile, TileScheduler
+
+TOP_KEYS = ("name", "description", "kernels_per_file", "sets", "kernels", "include", "exclude")
+MAX_KERNELS_PER_FILE = 8
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names file, key and allowed values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    name: str
+    path: str
+    sha256: str
+    description: str
+    kernels_per_file: int
+    sets: tuple[dict[str, tuple[str, ...]], ...]
+    kernels: tuple[str, ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def _err(path: str, key: str, msg: str) -> ManifestError:
+    return ManifestError(f"{path}: {key}: {msg}")
+
+
+def _as_list(path: str, key: str, value: Any) -> list:
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise _err(path, key, f"expected a non-empty list, got {value!r}")
+    return value
+
+
+def _parse_set(path: str, index: int, raw: Any) -> dict[str, tuple[str, ...]]:
+    where = f"sets[{index}]"
+    if not isinstance(raw, dict):
+        raise _err(path, where, f"expected a mapping of axes, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(AXES))
+    if unknown:
+        raise _err(path, f"{where}.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(AXES)}")
+    out = {}
+    for axis, allowed in AXES.items():
+        if axis not in raw:
+            continue
+        values = [str(v) for v in _as_list(path, f"{where}.{axis}", raw[axis])]
+        for v in values:
+            if v not in allowed:
+                raise _err(path, f"{where}.{axis}", f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+        if len(set(values)) != len(values):
+            raise _err(path, f"{where}.{axis}", f"repeated value in {values}")
+        out[axis] = tuple(values)
+    missing = [a for a in AXES if a not in raw]
+    if missing:
+        raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(AXES)}")
+    return out
+
+
+def _globs(path: str, key: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    items = _as_list(path, key, raw)
+    for g in items:
+        if not isinstance(g, str) or not g or not re.fullmatch(r"[A-Za-z0-9_*?\[\]!-]+", g):
+            raise _err(path, key, f"{g!r} is not a name glob (letters, digits, _ and * ? [ ] only)")
+    return tuple(items)
+
+
+def parse(text: str, path: str = "<string>") -> Manifest:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ManifestError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise _err(path, unknown[0], f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise _err(path, "name", f"expected a name of letters, digits, _ . -, got {name!r}")
+    kpf = raw.get("kernels_per_file", 1)
+    if not isinstance(kpf, int) or isinstance(kpf, bool) or not 1 <= kpf <= MAX_KERNELS_PER_FILE:
+        raise _err(path, "kernels_per_file", f"expected an integer 1..{MAX_KERNELS_PER_FILE}, got {kpf!r}")
+    sets_raw = raw.get("sets") or []
+    if not isinstance(sets_raw, list):
+        raise _err(path, "sets", "expected a list of axis mappings")
+    sets = tuple(_parse_set(path, i, s) for i, s in enumerate(sets_raw))
+    kernels_raw = raw.get("kernels") or []
+    if not isinstance(kernels_raw, list):
+        raise _err(path, "kernels", "expected a list of kernel names")
+    for i, k in enumerate(kernels_raw):
+        try:
+            cfg = KernelConfig.from_name(str(k))
+        except ValueError as e:
+            raise _err(path, f"kernels[{i}]", str(e)) from None
+        broken = rules.violations(cfg)
+        if broken:
+            rule, reason = broken[0]
+            raise _err(path, f"kernels[{i}]", f"{k} breaks rule {rule}: {reason}")
+    if not sets and not kernels_raw:
+        raise _err(path, "sets", "a manifest needs at least one set or one kernel name")
+    desc = raw.get("description", "")
+    return Manifest(
+        name=name,
+        path=path,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        description=str(desc).strip(),
+        kernels_per_file=kpf,
+        sets=sets,
+        kernels=tuple(str(k) for k in kernels_raw),
+        include=_globs(path, "include", raw.get("include")),
+        exclude=_globs(path, "exclude", raw.get("exclude")),
+    )
+
+
+def load(path: str | Path) -> Manifest:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ManifestError(f"{p}: manifest file not found") from None
+    except OSError as e:
+        raise ManifestError(f"{p}: cannot read manifest: {e.strerror}") from None
+    return parse(text, str(p))
+
+
+def expand_set(s: dict[str, tuple[str, ...]]) -> Iterable[KernelConfig]:
+    """Every point of a set's product, valid or not."""
+    for dt, mode, r, t, k, cl, sch, ts in itertools.product(
+        s["dtype"], s["mode"], s["tile_rows"], s["tile_tokens"], s["tile_k"],
+        s["cluster"], s["schedule"], s["scheduler"],
+    ):
+        yield KernelConfig(
+            dtype=DType.parse(dt),
+            mode=QuantMode.parse(mode),
+            tile=Tile(int(r), int(t), int(k)),
+            cluster=Cluster.parse(cl),
+            schedule=Schedule.parse(sch),
+            scheduler=TileScheduler.parse(ts),
+        )
+
+
+def matches(name: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    include = list(include)
+    if include and not any(fnmatch.fnmatchcase(name, g) for g in include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, g) for g in exclude)
+
+
+def parse_kernel_filter(text: Optional[str]) -> tuple[str, ...]:
+    """`W4A16_KERNELS`-style comma-separated include globs."""
+    if not text:
+        return ()
+    globs = tuple(g.strip() for g in text.split(",") if g.strip())
+    for g in globs:
+        if not re.fullmatch(r"[A-Za-z0-9_*?\[\]!-]+", g):
+            raise ManifestError(f"W4A16_KERNELS: {g!r} is not a name glob (letters, digits, _ and * ? [ ] only)")
+    return globs

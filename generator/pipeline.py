@@ -1,0 +1,104 @@
+"""enumerate -> validate -> filter -> shard: from a manifest to a build plan.
+
+Every step is a plain function over `KernelConfig`s so tests can check each
+one; `plan()` runs them in order. Ordering is by kernel name everywhere, so
+the same manifest always gives the same plan (and byte-identical files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+from . import rules
+from .manifest import Manifest, expand_set, matches
+from .model import KernelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    config: KernelConfig
+    rule: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One generated .cu file and the kernels it instantiates."""
+
+    filename: str
+    kernels: tuple[KernelConfig, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    manifest: Manifest
+    kernels: tuple[KernelConfig, ...]      # valid, filtered, sorted by name
+    rejected: tuple[Rejected, ...]         # dropped by a validity rule
+    filtered_out: tuple[KernelConfig, ...]  # valid but excluded by a filter
+    shards: tuple[Shard, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [k.name for k in self.kernels]
+
+
+def enumerate_configs(manifest: Manifest) -> list[KernelConfig]:
+    """Every configuration the manifest names, deduplicated by name."""
+    seen: dict[str, KernelConfig] = {}
+    for s in manifest.sets:
+        for cfg in expand_set(s):
+            seen.setdefault(cfg.name, cfg)
+    for name in manifest.kernels:
+        cfg = KernelConfig.from_name(name)
+        seen.setdefault(cfg.name, cfg)
+    return [seen[n] for n in sorted(seen)]
+
+
+def validate(configs: Iterable[KernelConfig]) -> tuple[list[KernelConfig], list[Rejected]]:
+    valid, rejected = [], []
+    for cfg in configs:
+        broken = rules.violations(cfg)
+        if broken:
+            rejected.append(Rejected(cfg, *broken[0]))
+        else:
+            valid.append(cfg)
+    return valid, rejected
+
+
+def filter_configs(configs: Iterable[KernelConfig], include: Iterable[str] = (),
+                   exclude: Iterable[str] = ()) -> tuple[list[KernelConfig], list[KernelConfig]]:
+    include, exclude = list(include), list(exclude)
+    kept, dropped = [], []
+    for cfg in configs:
+        (kept if matches(cfg.name, include, exclude) else dropped).append(cfg)
+    return kept, dropped
+
+
+def shard(configs: Iterable[KernelConfig], per_file: int) -> list[Shard]:
+    """Fixed-size groups in name order. One kernel per file is named after
+    the kernel, so adding or removing a kernel touches no other file."""
+    configs = sorted(configs, key=lambda c: c.name)
+    if per_file == 1:
+        return [Shard(f"{c.name}.cu", (c,)) for c in configs]
+    return [
+        Shard(f"shard_{i // per_file:04d}.cu", tuple(configs[i:i + per_file]))
+        for i in range(0, len(configs), per_file)
+    ]
+
+
+def plan(manifest: Manifest, extra_include: Iterable[str] = ()) -> Plan:
+    """`extra_include` (e.g. from W4A16_KERNELS) narrows the manifest further."""
+    valid, rejected = validate(enumerate_configs(manifest))
+    kept, dropped = filter_configs(valid, manifest.include, manifest.exclude)
+    extra = list(extra_include)
+    if extra:
+        kept, dropped2 = filter_configs(kept, extra, ())
+        dropped += dropped2
+    return Plan(
+        manifest=manifest,
+        kernels=tuple(kept),
+        rejected=tuple(rejected),
+        filtered_out=tuple(sorted(dropped, key=lambda c: c.name)),
+        shards=tuple(shard(kept, manifest.kernels_per_file)),
+    )

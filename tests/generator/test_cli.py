@@ -1,0 +1,106 @@
+"""The CLI, run as a user runs it: a subprocess."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def run(repo_root, *args, module="generator", env=None):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=repo_root,
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_list_default(repo_root):
+    r = run(repo_root, "--list", "--manifest", "default")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1] == "48 kernels (manifest default)"
+    assert len(lines) == 49 and all("_int4_" in x for x in lines[:-1])
+
+
+def test_list_is_fast(repo_root):
+    t = time.perf_counter()
+    r = run(repo_root, "--list", "--manifest", "full")
+    assert r.returncode == 0
+    assert time.perf_counter() - t < 2.0
+
+
+def test_list_json_full(repo_root):
+    r = run(repo_root, "--list", "--manifest", "full", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 1440
+    assert len(doc["manifest_sha256"]) == 64
+    k = doc["kernels"][0]
+    assert set(k) >= {"name", "dtype", "mode", "tile_rows", "tile_tokens", "tile_k",
+                      "cluster_m", "cluster_n", "schedule", "scheduler"}
+
+
+def test_kernels_filter_and_env(repo_root):
+    import os
+
+    r = run(repo_root, "--list", "--manifest", "default", "--kernels", "fp16_*_coop_*")
+    assert r.returncode == 0
+    names = r.stdout.strip().splitlines()[:-1]
+    assert names and all(n.startswith("fp16_") and "_coop_" in n for n in names)
+    env = dict(os.environ, W4A16_KERNELS="fp16_*", W4A16_MANIFEST="minimal")
+    lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
+    assert lines == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
+                     "fp16_int4_per_column_t64x16x128_c1x1_pingpong_persistent",
+                     "2 kernels (manifest minimal, 2 filtered out)"]
+    env["W4A16_KERNELS"] = "bf16_int4_per_column_*"
+    lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
+    assert lines == ["0 kernels (manifest minimal, 4 filtered out)"]
+
+
+def test_out_writes_sources(repo_root, tmp_path):
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    sources = (tmp_path / "sources.txt").read_text().split()
+    assert len(sources) == 5
+    assert all((tmp_path / s).is_file() for s in sources)
+    r2 = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
+    assert "0 written" in r2.stdout
+
+
+def test_rejected_lists_rules(repo_root):
+    r = run(repo_root, "--rejected", "--manifest", "full")
+    assert r.returncode == 0
+    assert "streamk_needs_coop" in r.stdout and "1440 configurations rejected" in r.stdout
+
+
+@pytest.mark.parametrize("manifest_text, message", [
+    (None, "not found"),
+    ("name: x\nsets: [\n", "not valid YAML"),
+    ("name: x\nsets:\n  - {dtype: [fp8]}\n", "sets[0].dtype"),
+])
+def test_bad_manifests(repo_root, tmp_path, manifest_text, message):
+    path = tmp_path / "m.yaml"
+    if manifest_text is not None:
+        path.write_text(manifest_text)
+    r = run(repo_root, "--list", "--manifest", str(path))
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_axis_value_names_allowed_values(repo_root, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("name: x\nsets:\n  - dtype: [fp16]\n    mode: [groupwise]\n    tile_rows: [128]\n"
+                    "    tile_tokens: [16]\n    tile_k: [64]\n    cluster: [3x3]\n"
+                    "    schedule: [coop]\n    scheduler: [persistent]\n")
+    r = run(repo_root, "--list", "--manifest", str(path))
+    assert r.returncode == 2
+    assert "sets[0].cluster" in r.stderr and "2x2" in r.stderr
+
+
+def test_unknown_builtin_manifest(repo_root):
+    r = run(repo_root, "--list", "--manifest", "nope")
+    assert r.returncode == 2 and "no such manifest" in r.stderr and "default" in r.stderr
+
+
+def test_nothing_to_do_is_a_usage_error(repo_root):
+    r = run(repo_root)
+    assert r.returncode == 2 and "nothing to do" in r.stderr

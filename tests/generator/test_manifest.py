@@ -1,0 +1,121 @@
+import pytest
+
+from generator.manifest import ManifestError, load, parse, parse_kernel_filter
+from generator.model import AXES
+from generator.paths import manifest_names, resolve_manifest
+from generator.pipeline import plan
+
+GOOD_SET = """
+  - dtype: [fp16]
+    mode: [groupwise]
+    tile_rows: [128]
+    tile_tokens: [16, 32]
+    tile_k: [64]
+    cluster: [1x1]
+    schedule: [coop]
+    scheduler: [persistent, streamk]
+"""
+
+
+def builtin(name):
+    return load(resolve_manifest(name))
+
+
+def test_builtin_manifests_exist():
+    assert {"full", "default", "minimal"} <= set(manifest_names())
+
+
+def test_full_names_every_axis_value():
+    m = builtin("full")
+    assert len(m.sets) == 1
+    for axis, values in AXES.items():
+        assert list(m.sets[0][axis]) == values, axis
+
+
+def test_full_counts():
+    p = plan(builtin("full"))
+    assert len(p.kernels) + len(p.rejected) == 2880
+    assert len(p.kernels) == 1440
+    per = {}
+    for k in p.kernels:
+        per[(k.dtype, k.mode)] = per.get((k.dtype, k.mode), 0) + 1
+    assert len(per) == 6 and set(per.values()) == {240}
+    # Every axis value survives validation somewhere.
+    kept = {axis: set() for axis in AXES}
+    for k in p.kernels:
+        d = k.to_dict()
+        kept["dtype"].add(d["dtype"]); kept["mode"].add(d["mode"])
+        kept["tile_rows"].add(str(d["tile_rows"])); kept["tile_tokens"].add(str(d["tile_tokens"]))
+        kept["tile_k"].add(str(d["tile_k"])); kept["cluster"].add(f"{d['cluster_m']}x{d['cluster_n']}")
+        kept["schedule"].add(d["schedule"]); kept["scheduler"].add(d["scheduler"])
+    for axis, values in AXES.items():
+        assert kept[axis] == set(values), axis
+
+
+def test_default_is_a_covering_subset():
+    p = plan(builtin("default"))
+    assert 0 < len(p.kernels) <= 48
+    assert not p.rejected, "default names invalid configurations"
+    assert {(k.dtype.short, k.mode.short) for k in p.kernels} == {
+        (d, m) for d in AXES["dtype"] for m in AXES["mode"]}
+    assert {k.tile.k for k in p.kernels} >= {64}  # group size 64 has kernels
+    full = set(plan(builtin("full")).names)
+    assert set(p.names) <= full
+
+
+def test_minimal_is_small_and_valid():
+    p = plan(builtin("minimal"))
+    assert 1 <= len(p.kernels) <= 4
+    assert {k.dtype.short for k in p.kernels} == set(AXES["dtype"])
+    assert {k.mode.short for k in p.kernels} == set(AXES["mode"])
+
+
+def test_manifest_hash_is_of_the_text():
+    a = parse("name: a\nsets:" + GOOD_SET)
+    b = parse("name: a\nsets:" + GOOD_SET + "\n")
+    assert a.sha256 != b.sha256 and len(a.sha256) == 64
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: x\nsetz: []\n", "setz"),
+    ("[1, 2]\n", "top level"),
+    ("name: x\nsets: [\n", "YAML"),
+    ("sets:" + GOOD_SET, "name"),
+    ("name: x\n", "sets"),
+    ("name: x\nkernels_per_file: 0\nsets:" + GOOD_SET, "kernels_per_file"),
+    ("name: x\nsets:" + GOOD_SET.replace("dtype: [fp16]", "dtype: [fp32]"), "sets[0].dtype"),
+    ("name: x\nsets:" + GOOD_SET.replace("tile_rows: [128]", "tile_rows: [100]"), "sets[0].tile_rows"),
+    ("name: x\nsets:" + GOOD_SET.replace("cluster: [1x1]", "cluster: [1x1, 1x1]"), "sets[0].cluster"),
+    ("name: x\nsets:" + GOOD_SET.replace("    scheduler: [persistent, streamk]\n", ""), "sets[0].scheduler"),
+    ("name: x\nsets:" + GOOD_SET + "    warps: [4]\n", "sets[0].warps"),
+    ("name: x\nkernels: [nonsense]\n", "kernels[0]"),
+    ("name: x\nkernels: [fp16_int4_groupwise_t64x32x64_c1x1_coop_persistent]\n", "coop_needs_128_rows"),
+    ("name: x\ninclude: ['a b']\nsets:" + GOOD_SET, "include"),
+])
+def test_schema_errors_name_the_key(text, where):
+    with pytest.raises(ManifestError) as e:
+        parse(text, "m.yaml")
+    assert "m.yaml" in str(e.value) and where in str(e.value)
+
+
+def test_unknown_value_lists_allowed_values():
+    with pytest.raises(ManifestError) as e:
+        parse("name: x\nsets:" + GOOD_SET.replace("schedule: [coop]", "schedule: [basic]"), "m.yaml")
+    assert "coop" in str(e.value) and "pingpong" in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_unknown_builtin_name():
+    with pytest.raises(ManifestError, match="no such manifest"):
+        resolve_manifest("nonexistent")
+
+
+def test_kernel_filter_parsing():
+    assert parse_kernel_filter("") == ()
+    assert parse_kernel_filter(" *_coop_*, fp16_* ") == ("*_coop_*", "fp16_*")
+    with pytest.raises(ManifestError, match="W4A16_KERNELS"):
+        parse_kernel_filter("a;rm -rf")

@@ -1,0 +1,55 @@
+import pytest
+
+from generator.manifest import load
+from generator.model import AXES, Cluster, DType, KernelConfig, QuantMode, Schedule, Tile, TileScheduler
+from generator.paths import resolve_manifest
+from generator.pipeline import enumerate_configs
+
+
+def full_configs():
+    return enumerate_configs(load(resolve_manifest("full")))
+
+
+def test_name_round_trip_for_every_point_of_the_full_product():
+    configs = full_configs()
+    assert len(configs) == 2 * 3 * 3 * 5 * 2 * 4 * 2 * 2
+    names = set()
+    for cfg in configs:
+        assert KernelConfig.from_name(cfg.name) == cfg
+        names.add(cfg.name)
+    assert len(names) == len(configs), "two configurations share a name"
+
+
+def test_name_spelling():
+    cfg = KernelConfig(DType.FP16, QuantMode.GROUPWISE_ZERO, Tile(128, 32, 64), Cluster(2, 1),
+                       Schedule.COOPERATIVE, TileScheduler.STREAMK)
+    assert cfg.name == "fp16_int4_groupwise_zero_t128x32x64_c2x1_coop_streamk"
+    assert cfg.to_dict()["tile_tokens"] == 32
+
+
+@pytest.mark.parametrize("bad", [
+    "",
+    "fp16_int4_groupwise_t128x32_c2x1_coop_streamk",           # tile without K
+    "fp32_int4_groupwise_t128x32x64_c2x1_coop_streamk",        # unknown dtype
+    "fp16_int4_rowwise_t128x32x64_c2x1_coop_streamk",          # unknown mode
+    "fp16_int4_groupwise_t128x32x64_c2x1_basic_streamk",       # unknown schedule
+    "fp16_int4_groupwise_t128x32x64_c2x1_coop_splitk",         # unknown scheduler
+    "fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk_extra",
+])
+def test_from_name_rejects_malformed(bad):
+    with pytest.raises(ValueError):
+        KernelConfig.from_name(bad)
+
+
+def test_axes_enums_agree():
+    assert AXES["dtype"] == DType.choices()
+    assert AXES["mode"] == QuantMode.choices()
+    assert AXES["schedule"] == Schedule.choices()
+    assert AXES["scheduler"] == TileScheduler.choices()
+
+
+def test_cpp_spellings():
+    assert DType.BF16.cpp == "cutlass::bfloat16_t"
+    assert Tile(64, 16, 128).cpp == "cute::Shape<cute::_64, cute::_16, cute::_128>"
+    assert Schedule.PINGPONG.epilogue_cpp == "cutlass::epilogue::TmaWarpSpecialized"
+    assert TileScheduler.STREAMK.cpp == "cutlass::gemm::StreamKScheduler"

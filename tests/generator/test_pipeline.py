@@ -1,0 +1,126 @@
+import pytest
+
+from generator.manifest import load, parse
+from generator.model import KernelConfig
+from generator.paths import resolve_manifest
+from generator.pipeline import enumerate_configs, filter_configs, plan, shard, validate
+from generator.render import render
+
+SMALL = """
+name: small
+kernels_per_file: {kpf}
+sets:
+  - dtype: [fp16, bf16]
+    mode: [groupwise]
+    tile_rows: [64, 128]
+    tile_tokens: [16]
+    tile_k: [64]
+    cluster: [1x1]
+    schedule: [coop, pingpong]
+    scheduler: [persistent]
+"""
+
+
+def small(kpf=1):
+    return parse(SMALL.format(kpf=kpf), "small.yaml")
+
+
+def test_enumerate_is_sorted_and_deduplicated():
+    text = SMALL.format(kpf=1) + "kernels: [fp16_int4_groupwise_t128x16x64_c1x1_coop_persistent]\n"
+    configs = enumerate_configs(parse(text, "s.yaml"))
+    names = [c.name for c in configs]
+    assert names == sorted(names) and len(names) == len(set(names)) == 8
+
+
+def test_validate_drops_with_rule_name():
+    valid, rejected = validate(enumerate_configs(small()))
+    assert len(valid) == 6  # 64-row cooperative is invalid for both dtypes
+    assert {r.rule for r in rejected} == {"coop_needs_128_rows"}
+    assert all("_t64x" in r.config.name and "_coop_" in r.config.name for r in rejected)
+
+
+def test_filters_include_exclude():
+    valid, _ = validate(enumerate_configs(small()))
+    kept, dropped = filter_configs(valid, ["fp16_*"], ["*_pingpong_*"])
+    assert [c.name for c in kept] == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_persistent"]
+    assert len(dropped) == 5
+
+
+def test_extra_include_narrows_manifest():
+    p = plan(small(), ["*_t128x*_coop_*"])
+    assert p.names == ["bf16_int4_groupwise_t128x16x64_c1x1_coop_persistent",
+                       "fp16_int4_groupwise_t128x16x64_c1x1_coop_persistent"]
+    assert len(p.filtered_out) == 4
+
+
+def test_manifest_include_exclude():
+    text = SMALL.format(kpf=1) + "include: ['bf16_*']\nexclude: ['*_t64x*']\n"
+    assert plan(parse(text, "s.yaml")).names == [
+        "bf16_int4_groupwise_t128x16x64_c1x1_coop_persistent",
+        "bf16_int4_groupwise_t128x16x64_c1x1_pingpong_persistent"]
+
+
+@pytest.mark.parametrize("kpf", [1, 2, 4])
+def test_shards_are_fixed_size_and_cover_everything(kpf):
+    p = plan(small(kpf))
+    assert sum(len(s.kernels) for s in p.shards) == len(p.kernels)
+    assert all(len(s.kernels) == kpf for s in p.shards[:-1])
+    assert [k.name for s in p.shards for k in s.kernels] == p.names
+
+
+def test_one_kernel_per_file_is_named_after_the_kernel():
+    cfg = KernelConfig.from_name("fp16_int4_groupwise_t128x16x64_c1x1_coop_persistent")
+    assert shard([cfg], 1)[0].filename == cfg.name + ".cu"
+
+
+def read_tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_render_is_deterministic(tmp_path):
+    m = load(resolve_manifest("default"))
+    render(plan(m), tmp_path / "a")
+    render(plan(m), tmp_path / "b")
+    a, b = read_tree(tmp_path / "a"), read_tree(tmp_path / "b")
+    assert a == b
+    assert len([f for f in a if f.startswith("kernels/")]) == 48
+
+
+def test_render_contents(tmp_path):
+    p = plan(small())
+    render(p, tmp_path)
+    sources = (tmp_path / "sources.txt").read_text().split()
+    assert "registry.cpp" in sources and len(sources) == len(p.shards) + 1
+    reg = (tmp_path / "registry.cpp").read_text()
+    assert p.manifest.sha256 in reg and "Do not edit" in reg
+    for k in p.kernels:
+        assert f'"{k.name}"' in reg
+    one = (tmp_path / "kernels" / f"{p.names[0]}.cu").read_text()
+    assert "Do not edit" in one and "cutlass::bfloat16_t" in one
+    assert "cute::Shape<cute::_128, cute::_16, cute::_64>" in one
+
+
+def test_render_writes_only_changes_and_removes_leftovers(tmp_path):
+    p = plan(small())
+    first = render(p, tmp_path)
+    assert first.written and not first.unchanged
+    mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in first.written}
+    again = render(p, tmp_path)
+    assert not again.written and not again.removed
+    assert all((tmp_path / f).stat().st_mtime_ns == t for f, t in mtimes.items())
+    fewer = plan(small(), ["fp16_*"])
+    third = render(fewer, tmp_path)
+    assert len(third.removed) == 3 and all(r.startswith("kernels/bf16_") for r in third.removed)
+    assert sorted(f.name for f in (tmp_path / "kernels").iterdir()) == [n + ".cu" for n in fewer.names]
+    # The kernel files that stayed were not rewritten; only the registry and lists were.
+    assert set(third.written) == {"registry.cpp", "sources.txt", "manifest.json"}
+
+
+def test_strict_undefined(tmp_path, monkeypatch):
+    import jinja2
+
+    from generator import render as render_mod
+
+    env = render_mod._env()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ missing_variable }}").render()

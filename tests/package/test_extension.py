@@ -1,0 +1,90 @@
+"""The installed package and its compiled extension (no GPU needed).
+
+Skips, with the reason, where the extension has not been built; CI builds
+and installs the `minimal` manifest before running these.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+
+w4a16_build = pytest.importorskip("w4a16_build", reason="w4a16_build is not installed")
+try:
+    from w4a16_build import _C
+except ImportError as e:  # pragma: no cover - depends on the machine
+    pytest.skip(f"w4a16_build extension not built: {e}", allow_module_level=True)
+
+from generator.model import KernelConfig  # noqa: E402
+
+H100_SMS = 132
+# can_implement checks pointers for alignment and presence (scale modes need
+# scales, the zero mode zeros); no memory is touched, so any aligned value does.
+PTRS = dict(x=1 << 12, w=2 << 12, scales=3 << 12, zeros=4 << 12, out=5 << 12)
+
+
+def built_plan():
+    return json.loads(resources.files("w4a16_build").joinpath("build_manifest.json").read_text())
+
+
+def test_list_kernels_is_the_generated_plan():
+    kernels = w4a16_build.list_kernels()
+    plan = built_plan()
+    assert [k["name"] for k in kernels] == [k["name"] for k in plan["kernels"]]
+    assert kernels, "the build holds no kernel"
+    for k in kernels:
+        assert KernelConfig.from_name(k["name"]).to_dict() == k
+
+
+def test_build_info():
+    info = w4a16_build.build_info()
+    assert info["manifest"] == built_plan()["manifest"]
+    assert re.fullmatch(r"[0-9a-f]{64}", info["manifest_sha256"])
+    assert info["kernel_count"] == len(info["kernel_names"]) == len(w4a16_build.list_kernels())
+    assert info["cutlass_version"] == "4.2.0"
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", info["nvcc_version"])
+    assert "90a" in info["cuda_archs"]
+    assert re.fullmatch(r"[0-9a-f]{16}", info["build_hash"])
+
+
+def group_for(k, kdim):
+    return kdim if k["mode"] == "per_column" else 128
+
+
+@pytest.mark.parametrize("kernel", [k["name"] for k in _C.list_kernels()])
+def test_can_implement_and_workspace(kernel):
+    k = KernelConfig.from_name(kernel).to_dict()
+    def can(m, n, kk, g, **ptrs):
+        return _C.can_implement(kernel, m, n, kk, g, **{**PTRS, **ptrs}, sm_count=H100_SMS)
+
+    for m in (1, 16, 17, 1000):
+        ok = can(m, 4096, 4096, group_for(k, 4096))
+        assert ok == 0, f"M={m}: {_C.status_string(ok)}"
+    assert can(3, 4104, 128, group_for(k, 128)) == 0
+    assert _C.workspace_size(kernel, 16, 4096, 4096, group_for(k, 4096), **PTRS, sm_count=H100_SMS) >= 0
+    # N not a multiple of 8, K not a multiple of 64, M = 0: refused, not crashed.
+    assert can(16, 4100, 4096, group_for(k, 4096)) == 1
+    assert can(16, 4096, 4000, group_for(k, 4000)) == 1
+    assert can(0, 4096, 4096, group_for(k, 4096)) == 1
+    if k["mode"] != "per_column":
+        # A group that is not a multiple of the CTA K, or does not divide K.
+        assert can(16, 4096, 4096, 32) == 1
+        assert can(16, 4096, 4096 + 128, 256) == 1
+        assert can(16, 4096, 4096, 128, scales=0) == 1  # scales missing
+    if k["mode"] == "groupwise_zero":
+        assert can(16, 4096, 4096, 128, zeros=0) == 1
+
+
+def test_unknown_kernel_name():
+    with pytest.raises(KeyError, match="no compiled kernel"):
+        _C.can_implement("fp16_int4_nothing", 1, 8, 64, 64)
+
+
+def test_installed_generate_cli(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "w4a16_build.generate", "--list", "--manifest", "minimal"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "4 kernels (manifest minimal)"
