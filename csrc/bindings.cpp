@@ -8,7 +8,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "w4a16/kernel_api.h"
+#include "w4a16/registry.h"
 
 namespace py = pybind11;
 using w4a16::GemmArgs;

@@ -1,4 +1,4 @@
-#include "w4a16/kernel_api.h"
+#include "w4a16/gemm_args.h"
 
 namespace w4a16 {
 
@@ -8,7 +8,6 @@ const char* status_string(Status s) {
     case Status::kCannotImplement: return "the kernel cannot implement this problem";
     case Status::kWorkspaceTooSmall: return "workspace too small";
     case Status::kInternalError: return "CUTLASS initialize or launch failed";
-    case Status::kNotCompiledForArch: return "no code for this GPU architecture";
   }
   return "unknown status";
 }

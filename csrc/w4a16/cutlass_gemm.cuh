@@ -24,7 +24,7 @@
 #include "cutlass/gemm/kernel/tile_scheduler.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
-#include "w4a16/kernel_api.h"
+#include "w4a16/gemm_args.h"
 
 namespace w4a16 {
 

@@ -1,8 +1,13 @@
 """w4a16_build: fast W4A16 GEMM kernels for NVIDIA Hopper, generated from a manifest.
 
+    q, s, z = w4a16_build.quantize(weight, group_size=128, mode="groupwise")
+    packed = w4a16_build.pack(q, s, z, dtype=torch.float16)   # once, on the GPU
+    y = w4a16_build.gemm(x, packed, bias=None)                # x[..., K] -> y[..., N]
+
 The compiled extension (`w4a16_build._C`) holds the kernels the build's
 manifest selected. Importing the package never needs a GPU; the generator
 (`python -m w4a16_build.generate`) needs neither a GPU nor the extension.
+Modules that need PyTorch (quantize, pack, gemm) load on first use.
 """
 
 from __future__ import annotations
@@ -10,4 +15,22 @@ from __future__ import annotations
 from ._ext import ExtensionNotBuiltError, build_info, list_kernels
 
 __version__ = "0.1.0"
-__all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__"]
+
+_LAZY = {
+    "quantize": "quant", "dequantize": "quant",
+    "pack": "packing", "PackedWeight": "packing", "unpack_codes": "packing",
+    "dequantize_packed": "packing",
+    "gemm": "runner", "tactics": "runner", "W4A16Error": "runner", "UnsupportedDeviceError": "runner",
+}
+
+__all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'w4a16_build' has no attribute {name!r}")

@@ -1,6 +1,6 @@
-// The C ABI between generated kernels, the registry and the Python binding.
-// Plain C++ only (no CUTLASS, no CUDA headers beyond the runtime types), so
-// the registry and the binding compile quickly with the host compiler.
+// The call ABI every generated kernel implements: problem arguments and status.
+// Plain C++ only (no CUTLASS, no CUDA headers beyond the runtime types).
+// Kept apart from registry.h so that registry changes recompile no kernel.
 #pragma once
 
 #include <cstddef>
@@ -35,35 +35,8 @@ enum class Status : int {
   kCannotImplement = 1,    // shape/alignment/group size not supported by this kernel
   kWorkspaceTooSmall = 2,
   kInternalError = 3,      // CUTLASS initialize or launch failed
-  kNotCompiledForArch = 4, // binary has no code for this architecture
 };
 
 const char* status_string(Status s);
-
-// Compile-time configuration of a generated kernel, mirrored from the Python
-// model (generator/model.py); strings are the model's short names.
-struct KernelConfig {
-  const char* family;      // "cutlass"
-  const char* dtype;       // "fp16" | "bf16"
-  const char* mode;        // "per_column" | "groupwise" | "groupwise_zero"
-  int tile_rows, tile_tokens, tile_k;
-  int cluster_m, cluster_n;
-  const char* schedule;    // "coop" | "pingpong"
-  const char* scheduler;   // "persistent" | "streamk"
-};
-
-struct KernelEntry {
-  const char* name;
-  KernelConfig config;
-  Status (*can_implement)(const GemmArgs&);
-  size_t (*workspace_size)(const GemmArgs&);
-  Status (*run)(const GemmArgs&);   // initialize + launch on args.stream
-};
-
-// Defined by the generated registry.
-const KernelEntry* registry_begin();
-const KernelEntry* registry_end();
-const char* manifest_name();
-const char* manifest_sha256();
 
 }  // namespace w4a16

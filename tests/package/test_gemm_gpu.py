@@ -1,0 +1,122 @@
+"""Correctness of every compiled tactic on the GPU against an fp32 reference.
+
+Parametrized over exactly what the build holds (`list_kernels()`), fp16 and
+bf16, the three modes, group sizes 64/128/per-column, bias or not, several M
+and shapes with N not a multiple of any tile and a small K. The output is
+poisoned with NaN before each call so an unwritten element fails.
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+import w4a16_build  # noqa: E402
+
+try:
+    KERNELS = w4a16_build.list_kernels()
+except ImportError:
+    KERNELS = []
+
+pytestmark = pytest.mark.gpu
+DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
+TOL = {"fp16": 2e-3, "bf16": 1e-2}
+MS = [1, 3, 16, 17, 100, 256, 1000]
+SHAPES = [(4104, 1024), (256, 128), (1024, 4096)]
+
+
+def groups_for(mode):
+    return [None] if mode == "per_column" else [64, 128]
+
+
+CASES = [(k["name"], g, shape)
+         for k in KERNELS for g in groups_for(k["mode"]) for shape in SHAPES]
+
+
+def make_weight(n, k, mode, group, dtype, device="cuda"):
+    w = torch.randn(n, k, device=device) * 0.05
+    q, s, z = w4a16_build.quantize(w, group, mode)
+    ref = w4a16_build.dequantize(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode)
+    p = w4a16_build.pack(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode, dtype=dtype)
+    return p, ref
+
+
+def rel_err(out, ref):
+    return ((out.float() - ref).norm() / ref.norm()).item()
+
+
+@pytest.mark.parametrize("name, group, shape", CASES, ids=[f"{c[0]}-g{c[1]}-{c[2][0]}x{c[2][1]}" for c in CASES])
+def test_tactic_matches_reference(name, group, shape):
+    info = next(k for k in KERNELS if k["name"] == name)
+    dtype = DT[info["dtype"]]
+    n, k = shape
+    torch.manual_seed(hash((name, group, shape)) % 2**31)
+    p, w_ref = make_weight(n, k, info["mode"], group, dtype)
+    applicable = info["mode"] == "per_column" or group % info["tile_k"] == 0 or group == k
+    for m in MS:
+        for with_bias in (False, True):
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            bias = torch.randn(n, device="cuda", dtype=dtype) if with_bias else None
+            out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+            if not applicable:
+                with pytest.raises(ValueError, match="cannot run"):
+                    w4a16_build.gemm(x, p, bias, tactic=name, out=out)
+                assert torch.isnan(out).all(), "a refused call touched out"
+                continue
+            w4a16_build.gemm(x, p, bias, tactic=name, out=out)
+            ref = x.float() @ w_ref.t()
+            if bias is not None:
+                ref += bias.float()
+            assert not torch.isnan(out).any(), f"unwritten output (M={m})"
+            err = rel_err(out, ref)
+            assert err < TOL[info["dtype"]], f"M={m} bias={with_bias}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("mode", ["per_column", "groupwise", "groupwise_zero"])
+def test_default_rule_and_leading_dims(dtype, mode):
+    if not w4a16_build.tactics(dtype, mode):
+        pytest.skip(f"no {dtype} {mode} kernel in this build")
+    p, w_ref = make_weight(512, 1024, mode, 128, DT[dtype])
+    x = torch.randn(2, 3, 1024, device="cuda", dtype=DT[dtype])
+    out = w4a16_build.gemm(x, p)
+    assert out.shape == (2, 3, 512)
+    assert rel_err(out, x.float() @ w_ref.t()) < TOL[dtype]
+
+
+def any_weight():
+    k = KERNELS[0]
+    return make_weight(256, 512, k["mode"], 128, DT[k["dtype"]])[0], k
+
+
+def test_bad_inputs_are_refused_cleanly():
+    p, info = any_weight()
+    dt = DT[info["dtype"]]
+    x = torch.randn(4, 512, device="cuda", dtype=dt)
+    out = torch.full((4, 256), float("nan"), device="cuda", dtype=dt)
+    other = torch.float16 if dt == torch.bfloat16 else torch.bfloat16
+    cases = [
+        (lambda: w4a16_build.gemm(x.cpu(), p, out=out), ValueError, "CUDA"),
+        (lambda: w4a16_build.gemm(x.to(other), p, out=out), TypeError, "dtype"),
+        (lambda: w4a16_build.gemm(x[:, :256].contiguous(), p, out=out), ValueError, "K ="),
+        (lambda: w4a16_build.gemm(x.t().contiguous().t(), p, out=out), ValueError, "contiguous"),
+        (lambda: w4a16_build.gemm(x, p, bias=torch.zeros(255, device="cuda", dtype=dt), out=out), ValueError, "shape"),
+        (lambda: w4a16_build.gemm(x, p, bias=torch.zeros(256, dtype=dt), out=out), ValueError, "cpu"),
+        (lambda: w4a16_build.gemm(x, p, tactic="no_such_kernel", out=out), ValueError, "unknown tactic"),
+        (lambda: w4a16_build.gemm(x, p, out=torch.empty(4, 255, device="cuda", dtype=dt)), ValueError, "shape"),
+        (lambda: w4a16_build.gemm(x, "weight", out=out), TypeError, "PackedWeight"),
+    ]
+    buf = torch.empty(4 * 512 + 8, device="cuda", dtype=dt)
+    misaligned = buf[1:1 + 4 * 512].view(4, 512)
+    cases.append((lambda: w4a16_build.gemm(misaligned, p, out=out), ValueError, "aligned"))
+    wrong = [k for k in KERNELS if k["dtype"] != info["dtype"] or k["mode"] != info["mode"]]
+    if wrong:
+        cases.append((lambda: w4a16_build.gemm(x, p, tactic=wrong[0]["name"], out=out), ValueError, "is for"))
+    for fn, err, match in cases:
+        with pytest.raises(err, match=match):
+            fn()
+        assert torch.isnan(out).all(), f"refused call ({match}) touched out"
+
+
+def test_empty_m():
+    p, info = any_weight()
+    x = torch.empty(0, 512, device="cuda", dtype=DT[info["dtype"]])
+    assert w4a16_build.gemm(x, p).shape == (0, 256)
