@@ -46,6 +46,8 @@ py::dict config_dict(const KernelEntry& e) {
   d["cluster_n"] = e.config.cluster_n;
   d["schedule"] = e.config.schedule;
   d["scheduler"] = e.config.scheduler;
+  d["max_m"] = e.config.max_m;
+  d["stages"] = e.config.stages;
   return d;
 }
 

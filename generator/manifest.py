@@ -15,8 +15,16 @@ A manifest is a mapping with these keys (all but `name` optional):
         schedule: [coop]
         scheduler: [persistent, streamk]
     kernels: [fp16_int4_groupwise_t128x32x64_c1x1_coop_streamk]  # explicit names
+    gemv:                         # the GEMV kernels (gemv/); omitted: all of them
+      dtype: [fp16, bf16]
+      mode: [per_column, groupwise, groupwise_zero]
+      max_m: [8, 16]
+      rows_per_warp: [16, 32]
+      stages: [4]
     include: ["*"]                # globs on kernel names
     exclude: []
+
+`gemv: false` builds no GEMV kernel.
 
 Within `sets`, combinations that break a validity rule (rules.py) are dropped:
 a set spans axes, not every point of it must exist. An explicit name in
@@ -37,9 +45,10 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from . import rules
-from .model import AXES, Cluster, DType, KernelConfig, QuantMode, Schedule, Tile, TileScheduler
+from .model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule, Tile,
+                    TileScheduler)
 
-TOP_KEYS = ("name", "description", "kernels_per_file", "sets", "kernels", "include", "exclude")
+TOP_KEYS = ("name", "description", "kernels_per_file", "sets", "kernels", "gemv", "include", "exclude")
 MAX_KERNELS_PER_FILE = 8
 
 
@@ -56,6 +65,7 @@ class Manifest:
     kernels_per_file: int
     sets: tuple[dict[str, tuple[str, ...]], ...]
     kernels: tuple[str, ...]
+    gemv: Optional[dict[str, tuple[str, ...]]]   # None: no GEMV kernels
     include: tuple[str, ...]
     exclude: tuple[str, ...]
 
@@ -93,6 +103,31 @@ def _parse_set(path: str, index: int, raw: Any) -> dict[str, tuple[str, ...]]:
     missing = [a for a in AXES if a not in raw]
     if missing:
         raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(AXES)}")
+    return out
+
+
+def _parse_gemv(path: str, raw: Any) -> Optional[dict[str, tuple[str, ...]]]:
+    if raw is False:
+        return None
+    if raw is None or raw is True:
+        return {axis: tuple(values) for axis, values in GEMV_AXES.items()}
+    if not isinstance(raw, dict):
+        raise _err(path, "gemv", "expected a mapping of axes (dtype, mode, max_m) or false")
+    unknown = sorted(set(raw) - set(GEMV_AXES))
+    if unknown:
+        raise _err(path, f"gemv.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(GEMV_AXES)}")
+    out = {}
+    for axis, allowed in GEMV_AXES.items():
+        if axis not in raw:  # an omitted axis means all of its values
+            out[axis] = tuple(allowed)
+            continue
+        values = [str(v) for v in _as_list(path, f"gemv.{axis}", raw[axis])]
+        for v in values:
+            if v not in allowed:
+                raise _err(path, f"gemv.{axis}", f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+        if len(set(values)) != len(values):
+            raise _err(path, f"gemv.{axis}", f"repeated value in {values}")
+        out[axis] = tuple(values)
     return out
 
 
@@ -138,8 +173,9 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         if broken:
             rule, reason = broken[0]
             raise _err(path, f"kernels[{i}]", f"{k} breaks rule {rule}: {reason}")
-    if not sets and not kernels_raw:
-        raise _err(path, "sets", "a manifest needs at least one set or one kernel name")
+    gemv = _parse_gemv(path, raw.get("gemv"))
+    if not sets and not kernels_raw and not gemv:
+        raise _err(path, "sets", "a manifest needs at least one set, kernel name or GEMV kernel")
     desc = raw.get("description", "")
     return Manifest(
         name=name,
@@ -149,6 +185,7 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         kernels_per_file=kpf,
         sets=sets,
         kernels=tuple(str(k) for k in kernels_raw),
+        gemv=gemv,
         include=_globs(path, "include", raw.get("include")),
         exclude=_globs(path, "exclude", raw.get("exclude")),
     )
@@ -179,6 +216,14 @@ def expand_set(s: dict[str, tuple[str, ...]]) -> Iterable[KernelConfig]:
             schedule=Schedule.parse(sch),
             scheduler=TileScheduler.parse(ts),
         )
+
+
+def expand_gemv(g: Optional[dict[str, tuple[str, ...]]]) -> Iterable[GemvConfig]:
+    if not g:
+        return
+    for dt, mode, max_m, rows, stages in itertools.product(
+            g["dtype"], g["mode"], g["max_m"], g["rows_per_warp"], g["stages"]):
+        yield GemvConfig(DType.parse(dt), QuantMode.parse(mode), int(max_m), int(rows), int(stages))
 
 
 def matches(name: str, include: Iterable[str], exclude: Iterable[str]) -> bool:

@@ -41,6 +41,10 @@ class DType(_Axis):
     def cpp(self) -> str:
         return {"fp16": "cutlass::half_t", "bf16": "cutlass::bfloat16_t"}[self.value]
 
+    @property
+    def cuda_type(self) -> str:
+        return {"fp16": "__half", "bf16": "__nv_bfloat16"}[self.value]
+
 
 class QuantMode(_Axis):
     PER_COLUMN = "per_column"          # one scale per output channel
@@ -53,6 +57,14 @@ class QuantMode(_Axis):
             "per_column": "w4a16::QuantMode::kPerColumn",
             "groupwise": "w4a16::QuantMode::kGroupwise",
             "groupwise_zero": "w4a16::QuantMode::kGroupwiseZero",
+        }[self.value]
+
+    @property
+    def gemv_cpp(self) -> str:
+        return {
+            "per_column": "w4a16::gemv::Mode::kPerColumn",
+            "groupwise": "w4a16::gemv::Mode::kGroupwise",
+            "groupwise_zero": "w4a16::gemv::Mode::kGroupwiseZero",
         }[self.value]
 
     @property
@@ -177,6 +189,7 @@ class KernelConfig:
     scheduler: TileScheduler
 
     family = "cutlass"
+    max_m = 0  # no limit on tokens
 
     @property
     def name(self) -> str:
@@ -218,13 +231,108 @@ class KernelConfig:
             "cluster_n": self.cluster.n,
             "schedule": self.schedule.short,
             "scheduler": self.scheduler.short,
+            "max_m": 0,
+            "stages": 0,  # chosen by the CUTLASS builder from shared memory
         }
 
     def __str__(self) -> str:
         return self.name
 
 
+# The GEMV kernels (gemv/gemv.cuh): a CTA of 8 warps, each warp owning 16 or
+# 32 output rows; each warp step consumes 64 k; clusters of CTAs split K.
+GEMV_WARPS = 8
+GEMV_CHUNK_K = 64
+GEMV_ROWS_PER_WARP = (16, 32)  # 32: x is read once per 256 rows instead of 128
+GEMV_MAX_M = (8, 16)  # token tiles of one or two m16n8k16 n-tiles
+# 512-byte weight chunks in flight per warp (bulk copies into a shared-memory ring).
+GEMV_STAGES = (4, 8, 12)
+
+_GEMV_NAME_RE = re.compile(
+    r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_gemv_m(?P<max_m>\d+)_r(?P<rows>\d+)_s(?P<stages>\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class GemvConfig:
+    """One GEMV kernel for M <= max_m tokens."""
+
+    dtype: DType
+    mode: QuantMode
+    max_m: int
+    rows_per_warp: int
+    stages: int
+
+    family = "gemv"
+
+    @property
+    def name(self) -> str:
+        return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_gemv_m{self.max_m}"
+                f"_r{self.rows_per_warp}_s{self.stages}")
+
+    @property
+    def row_blocks_per_warp(self) -> int:
+        return self.rows_per_warp // 16
+
+    @property
+    def token_tiles(self) -> int:
+        return self.max_m // 8
+
+    @classmethod
+    def from_name(cls, name: str) -> "GemvConfig":
+        m = _GEMV_NAME_RE.fullmatch(name)
+        if not m:
+            raise ValueError(f"{name!r} is not a GEMV kernel name of the form "
+                             "DTYPE_int4_MODE_gemv_mMAXM_rROWS_sSTAGES")
+        try:
+            cfg = cls(DType.parse(m["dtype"]), QuantMode.parse(m["mode"]), int(m["max_m"]), int(m["rows"]),
+                      int(m["stages"]))
+        except ValueError as e:
+            raise ValueError(f"kernel name {name!r}: {e}") from None
+        if cfg.max_m not in GEMV_MAX_M:
+            raise ValueError(f"kernel name {name!r}: max_m must be one of {GEMV_MAX_M}")
+        if cfg.rows_per_warp not in GEMV_ROWS_PER_WARP:
+            raise ValueError(f"kernel name {name!r}: rows per warp must be one of {GEMV_ROWS_PER_WARP}")
+        if cfg.stages not in GEMV_STAGES:
+            raise ValueError(f"kernel name {name!r}: stages must be one of {GEMV_STAGES}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        # The same keys as a CUTLASS kernel, so tools can treat every tactic alike.
+        return {
+            "name": self.name,
+            "family": self.family,
+            "dtype": self.dtype.short,
+            "mode": self.mode.short,
+            "tile_rows": GEMV_WARPS * self.rows_per_warp,  # rows per CTA
+            "tile_tokens": self.max_m,
+            "tile_k": GEMV_CHUNK_K,
+            "cluster_m": 0,   # chosen per problem: the split-K cluster
+            "cluster_n": 1,
+            "schedule": "gemv",
+            "scheduler": "cluster_splitk",
+            "max_m": self.max_m,
+            "stages": self.stages,
+        }
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_name(name: str):
+    """A CUTLASS or GEMV kernel configuration from its name."""
+    if "_gemv_" in name:
+        return GemvConfig.from_name(name)
+    return KernelConfig.from_name(name)
+
+
 # Axis values that a manifest may use; `full.yaml` lists every one of them.
+GEMV_AXES: dict[str, list[str]] = {
+    "dtype": DType.choices(),
+    "mode": QuantMode.choices(),
+    "max_m": [str(m) for m in GEMV_MAX_M],
+    "rows_per_warp": [str(r) for r in GEMV_ROWS_PER_WARP],
+    "stages": [str(s) for s in GEMV_STAGES],
+}
 AXES: dict[str, list[str]] = {
     "dtype": DType.choices(),
     "mode": QuantMode.choices(),

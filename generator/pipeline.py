@@ -11,8 +11,10 @@ import dataclasses
 from typing import Iterable
 
 from . import rules
-from .manifest import Manifest, expand_set, matches
-from .model import KernelConfig
+from .manifest import Manifest, expand_gemv, expand_set, matches
+from .model import GemvConfig, KernelConfig, parse_name
+
+Config = KernelConfig | GemvConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Shard:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     manifest: Manifest
-    kernels: tuple[KernelConfig, ...]      # valid, filtered, sorted by name
+    kernels: tuple[Config, ...]            # valid, filtered, sorted by name
     rejected: tuple[Rejected, ...]         # dropped by a validity rule
     filtered_out: tuple[KernelConfig, ...]  # valid but excluded by a filter
     shards: tuple[Shard, ...]
@@ -50,7 +52,9 @@ def enumerate_configs(manifest: Manifest) -> list[KernelConfig]:
         for cfg in expand_set(s):
             seen.setdefault(cfg.name, cfg)
     for name in manifest.kernels:
-        cfg = KernelConfig.from_name(name)
+        cfg = parse_name(name)
+        seen.setdefault(cfg.name, cfg)
+    for cfg in expand_gemv(manifest.gemv):
         seen.setdefault(cfg.name, cfg)
     return [seen[n] for n in sorted(seen)]
 
@@ -75,16 +79,19 @@ def filter_configs(configs: Iterable[KernelConfig], include: Iterable[str] = (),
     return kept, dropped
 
 
-def shard(configs: Iterable[KernelConfig], per_file: int) -> list[Shard]:
-    """Fixed-size groups in name order. One kernel per file is named after
-    the kernel, so adding or removing a kernel touches no other file."""
-    configs = sorted(configs, key=lambda c: c.name)
-    if per_file == 1:
-        return [Shard(f"{c.name}.cu", (c,)) for c in configs]
-    return [
-        Shard(f"shard_{i // per_file:04d}.cu", tuple(configs[i:i + per_file]))
-        for i in range(0, len(configs), per_file)
-    ]
+def shard(configs: Iterable[Config], per_file: int) -> list[Shard]:
+    """Fixed-size groups of one family each, in name order. One kernel per
+    file is named after the kernel, so adding or removing a kernel touches no
+    other file."""
+    out = []
+    for family in ("cutlass", "gemv"):
+        fam = sorted((c for c in configs if c.family == family), key=lambda c: c.name)
+        if per_file == 1:
+            out += [Shard(f"{c.name}.cu", (c,)) for c in fam]
+        else:
+            out += [Shard(f"{family}_shard_{i // per_file:04d}.cu", tuple(fam[i:i + per_file]))
+                    for i in range(0, len(fam), per_file)]
+    return out
 
 
 def plan(manifest: Manifest, extra_include: Iterable[str] = ()) -> Plan:

@@ -72,9 +72,10 @@ def render(plan: Plan, out_dir: str | Path) -> RenderResult:
     env = _env()
     m = plan.manifest
     files: dict[Path, str] = {}
-    kernel_tpl = env.get_template("cutlass_kernels.cu.j2")
+    templates = {"cutlass": env.get_template("cutlass_kernels.cu.j2"),
+                 "gemv": env.get_template("gemv_kernels.cu.j2")}
     for sh in plan.shards:
-        files[out / "kernels" / sh.filename] = kernel_tpl.render(
+        files[out / "kernels" / sh.filename] = templates[sh.kernels[0].family].render(
             manifest_name=m.name, kernels=sh.kernels)
     files[out / "registry.cpp"] = env.get_template("registry.cpp.j2").render(
         manifest_name=m.name, manifest_path=display_path(m.path),

@@ -90,16 +90,22 @@ def _tensor_check(name, t, device, dtype=None, shape=None):
 
 def _pick_default(names: list[str], m: int, n: int, sms: int) -> list[str]:
     """PLACEHOLDER rule, ordered by preference, until tuned selection exists:
-    the smallest token tile that covers M (less padding), stream-K when the
-    output tiles cannot fill the SMs, then the largest tile."""
+    a GEMV kernel when M fits one (the smallest that does); otherwise the
+    CUTLASS kernel with the smallest token tile that covers M (less padding),
+    stream-K when the output tiles cannot fill the SMs, then the largest tile."""
     def key(name):
         k = _kernels()[name]
+        if k["family"] == "gemv":
+            # Measured on H100 (benchmarks/NOTES.md): 16 rows per warp wins at
+            # M <= 4, 32 rows (x shared by twice the rows) above; 4 stages.
+            rows_pref = 0 if (k["tile_rows"] == 256) == (m > 4) else 1
+            return (0, k["max_m"] if m <= k["max_m"] else 1 << 30, rows_pref, k.get("stages", 0), name)
         tok, rows = k["tile_tokens"], k["tile_rows"]
         pad = math.ceil(m / tok) * tok / m
         tiles = math.ceil(n / rows) * math.ceil(m / tok)
         few = tiles < sms
         prefers = (k["scheduler"] == "streamk") == few
-        return (round(pad, 1), not prefers, -(rows * tok), name)
+        return (1, round(pad, 1), not prefers, -(rows * tok), name)
     return sorted(names, key=key)
 
 

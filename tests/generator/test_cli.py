@@ -17,8 +17,8 @@ def test_list_default(repo_root):
     r = run(repo_root, "--list", "--manifest", "default")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "48 kernels (manifest default)"
-    assert len(lines) == 49 and all("_int4_" in x for x in lines[:-1])
+    assert lines[-1] == "72 kernels (manifest default)"
+    assert len(lines) == 73 and all("_int4_" in x for x in lines[:-1])
 
 
 def test_list_is_fast(repo_root):
@@ -32,7 +32,7 @@ def test_list_json_full(repo_root):
     r = run(repo_root, "--list", "--manifest", "full", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 1440
+    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 1512
     assert len(doc["manifest_sha256"]) == 64
     k = doc["kernels"][0]
     assert set(k) >= {"name", "dtype", "mode", "tile_rows", "tile_tokens", "tile_k",
@@ -46,21 +46,21 @@ def test_kernels_filter_and_env(repo_root):
     assert r.returncode == 0
     names = r.stdout.strip().splitlines()[:-1]
     assert names and all(n.startswith("fp16_") and "_coop_" in n for n in names)
-    env = dict(os.environ, W4A16_KERNELS="fp16_*", W4A16_MANIFEST="minimal")
+    env = dict(os.environ, W4A16_KERNELS="fp16_*_t*", W4A16_MANIFEST="minimal")
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
     assert lines == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
                      "fp16_int4_per_column_t64x16x128_c1x1_pingpong_persistent",
-                     "2 kernels (manifest minimal, 2 filtered out)"]
-    env["W4A16_KERNELS"] = "bf16_int4_per_column_*"
+                     "2 kernels (manifest minimal, 14 filtered out)"]
+    env["W4A16_KERNELS"] = "bf16_int4_per_column_t*"
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
-    assert lines == ["0 kernels (manifest minimal, 4 filtered out)"]
+    assert lines == ["0 kernels (manifest minimal, 16 filtered out)"]
 
 
 def test_out_writes_sources(repo_root, tmp_path):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     sources = (tmp_path / "sources.txt").read_text().split()
-    assert len(sources) == 5
+    assert len(sources) == 4 + 12 + 1
     assert all((tmp_path / s).is_file() for s in sources)
     r2 = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert "0 written" in r2.stdout

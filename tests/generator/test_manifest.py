@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from generator.manifest import ManifestError, load, parse, parse_kernel_filter
@@ -32,17 +34,22 @@ def test_full_names_every_axis_value():
         assert list(m.sets[0][axis]) == values, axis
 
 
+def cutlass_only(kernels):
+    return [k for k in kernels if k.family == "cutlass"]
+
+
 def test_full_counts():
     p = plan(builtin("full"))
-    assert len(p.kernels) + len(p.rejected) == 2880
-    assert len(p.kernels) == 1440
+    assert len(p.kernels) + len(p.rejected) == 2880 + 72
+    assert len(cutlass_only(p.kernels)) == 1440
+    assert len([k for k in p.kernels if k.family == "gemv"]) == 72
     per = {}
-    for k in p.kernels:
+    for k in cutlass_only(p.kernels):
         per[(k.dtype, k.mode)] = per.get((k.dtype, k.mode), 0) + 1
     assert len(per) == 6 and set(per.values()) == {240}
     # Every axis value survives validation somewhere.
     kept = {axis: set() for axis in AXES}
-    for k in p.kernels:
+    for k in cutlass_only(p.kernels):
         d = k.to_dict()
         kept["dtype"].add(d["dtype"]); kept["mode"].add(d["mode"])
         kept["tile_rows"].add(str(d["tile_rows"])); kept["tile_tokens"].add(str(d["tile_tokens"]))
@@ -54,18 +61,18 @@ def test_full_counts():
 
 def test_default_is_a_covering_subset():
     p = plan(builtin("default"))
-    assert 0 < len(p.kernels) <= 48
+    assert 0 < len(cutlass_only(p.kernels)) <= 48
     assert not p.rejected, "default names invalid configurations"
-    assert {(k.dtype.short, k.mode.short) for k in p.kernels} == {
+    assert {(k.dtype.short, k.mode.short) for k in cutlass_only(p.kernels)} == {
         (d, m) for d in AXES["dtype"] for m in AXES["mode"]}
-    assert {k.tile.k for k in p.kernels} >= {64}  # group size 64 has kernels
+    assert {k.tile.k for k in cutlass_only(p.kernels)} >= {64}  # group size 64 has kernels
     full = set(plan(builtin("full")).names)
     assert set(p.names) <= full
 
 
 def test_minimal_is_small_and_valid():
     p = plan(builtin("minimal"))
-    assert 1 <= len(p.kernels) <= 4
+    assert 1 <= len(cutlass_only(p.kernels)) <= 4
     assert {k.dtype.short for k in p.kernels} == set(AXES["dtype"])
     assert {k.mode.short for k in p.kernels} == set(AXES["mode"])
 
@@ -81,7 +88,7 @@ def test_manifest_hash_is_of_the_text():
     ("[1, 2]\n", "top level"),
     ("name: x\nsets: [\n", "YAML"),
     ("sets:" + GOOD_SET, "name"),
-    ("name: x\n", "sets"),
+    ("name: x\ngemv: false\n", "sets"),
     ("name: x\nkernels_per_file: 0\nsets:" + GOOD_SET, "kernels_per_file"),
     ("name: x\nsets:" + GOOD_SET.replace("dtype: [fp16]", "dtype: [fp32]"), "sets[0].dtype"),
     ("name: x\nsets:" + GOOD_SET.replace("tile_rows: [128]", "tile_rows: [100]"), "sets[0].tile_rows"),
@@ -119,3 +126,17 @@ def test_kernel_filter_parsing():
     assert parse_kernel_filter(" *_coop_*, fp16_* ") == ("*_coop_*", "fp16_*")
     with pytest.raises(ManifestError, match="W4A16_KERNELS"):
         parse_kernel_filter("a;rm -rf")
+
+
+def test_gemv_section():
+    base = "name: x\nsets:" + GOOD_SET
+    assert len(plan(parse(base, "m.yaml")).kernels) == 4 + 72   # omitted: every GEMV kernel
+    assert len(plan(parse(base + "gemv: false\n", "m.yaml")).kernels) == 4
+    p = plan(parse(base + "gemv: {dtype: [bf16], max_m: [8], rows_per_warp: [16], stages: [8]}\n", "m.yaml"))
+    assert sorted(k.name for k in p.kernels if k.family == "gemv") == [
+        "bf16_int4_groupwise_gemv_m8_r16_s8", "bf16_int4_groupwise_zero_gemv_m8_r16_s8",
+        "bf16_int4_per_column_gemv_m8_r16_s8"]
+    for bad, where in [("gemv: {max_m: [12]}", "gemv.max_m"), ("gemv: {warps: [4]}", "gemv.warps"),
+                       ("gemv: [1]", "gemv")]:
+        with pytest.raises(ManifestError, match=re.escape(where)):
+            parse(base + bad + "\n", "m.yaml")

@@ -1,13 +1,14 @@
 import pytest
 
 from generator.manifest import load
-from generator.model import AXES, Cluster, DType, KernelConfig, QuantMode, Schedule, Tile, TileScheduler
+from generator.model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule,
+                             Tile, TileScheduler, parse_name)
 from generator.paths import resolve_manifest
 from generator.pipeline import enumerate_configs
 
 
 def full_configs():
-    return enumerate_configs(load(resolve_manifest("full")))
+    return [c for c in enumerate_configs(load(resolve_manifest("full"))) if c.family == "cutlass"]
 
 
 def test_name_round_trip_for_every_point_of_the_full_product():
@@ -53,3 +54,28 @@ def test_cpp_spellings():
     assert Tile(64, 16, 128).cpp == "cute::Shape<cute::_64, cute::_16, cute::_128>"
     assert Schedule.PINGPONG.epilogue_cpp == "cutlass::epilogue::TmaWarpSpecialized"
     assert TileScheduler.STREAMK.cpp == "cutlass::gemm::StreamKScheduler"
+
+
+def test_gemv_names_round_trip():
+    for dt in GEMV_AXES["dtype"]:
+        for mode in GEMV_AXES["mode"]:
+            for m in GEMV_AXES["max_m"]:
+                for r in GEMV_AXES["rows_per_warp"]:
+                    for st in GEMV_AXES["stages"]:
+                        cfg = GemvConfig(DType.parse(dt), QuantMode.parse(mode), int(m), int(r), int(st))
+                        assert parse_name(cfg.name) == cfg
+                        d = cfg.to_dict()
+                        assert d["family"] == "gemv" and d["max_m"] == int(m) and d["tile_rows"] == 8 * int(r)
+    cfg = GemvConfig.from_name("fp16_int4_groupwise_gemv_m16_r32_s8")
+    assert cfg.token_tiles == 2 and cfg.row_blocks_per_warp == 2
+    for bad in ("fp16_int4_groupwise_gemv_m12_r16_s8", "fp16_int4_groupwise_gemv_m16_r16_s5",
+                "fp16_int4_groupwise_gemv_m16_r24_s4", "fp16_int4_groupwise_gemv_m16_s4",
+                "fp16_int4_groupwise_gemv"):
+        with pytest.raises(ValueError):
+            parse_name(bad)
+
+
+def test_both_families_share_dict_keys():
+    a = KernelConfig.from_name("fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk").to_dict()
+    b = GemvConfig.from_name("fp16_int4_groupwise_gemv_m8_r16_s8").to_dict()
+    assert set(a) == set(b)

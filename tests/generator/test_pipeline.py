@@ -18,6 +18,7 @@ sets:
     cluster: [1x1]
     schedule: [coop, pingpong]
     scheduler: [persistent]
+gemv: false
 """
 
 
@@ -83,7 +84,7 @@ def test_render_is_deterministic(tmp_path):
     render(plan(m), tmp_path / "b")
     a, b = read_tree(tmp_path / "a"), read_tree(tmp_path / "b")
     assert a == b
-    assert len([f for f in a if f.startswith("kernels/")]) == 48
+    assert len([f for f in a if f.startswith("kernels/")]) == 48 + 24
 
 
 def test_render_contents(tmp_path):
@@ -124,3 +125,16 @@ def test_strict_undefined(tmp_path, monkeypatch):
     env = render_mod._env()
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ missing_variable }}").render()
+
+
+def test_gemv_shards_use_the_gemv_template(tmp_path):
+    text = SMALL.format(kpf=2).replace("gemv: false", "gemv: {dtype: [fp16], mode: [groupwise], rows_per_warp: [16], stages: [8]}")
+    p = plan(parse(text, "s.yaml"))
+    fams = [{k.family for k in s.kernels} for s in p.shards]
+    assert all(len(f) == 1 for f in fams), "a shard mixes families"
+    render(p, tmp_path)
+    gemv_files = [s.filename for s in p.shards if s.kernels[0].family == "gemv"]
+    assert gemv_files == ["gemv_shard_0000.cu"]
+    text = (tmp_path / "kernels" / gemv_files[0]).read_text()
+    assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 1, 1, 8>" in text
+    assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 2, 1, 8>" in text

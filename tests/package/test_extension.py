@@ -18,7 +18,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     pytest.skip(f"w4a16_build extension not built: {e}", allow_module_level=True)
 
-from generator.model import KernelConfig  # noqa: E402
+from generator.model import parse_name  # noqa: E402
 
 H100_SMS = 132
 # can_implement checks pointers for alignment and presence (scale modes need
@@ -36,7 +36,7 @@ def test_list_kernels_is_the_generated_plan():
     assert [k["name"] for k in kernels] == [k["name"] for k in plan["kernels"]]
     assert kernels, "the build holds no kernel"
     for k in kernels:
-        assert KernelConfig.from_name(k["name"]).to_dict() == k
+        assert parse_name(k["name"]).to_dict() == k
 
 
 def test_build_info():
@@ -56,13 +56,16 @@ def group_for(k, kdim):
 
 @pytest.mark.parametrize("kernel", [k["name"] for k in _C.list_kernels()])
 def test_can_implement_and_workspace(kernel):
-    k = KernelConfig.from_name(kernel).to_dict()
+    k = parse_name(kernel).to_dict()
     def can(m, n, kk, g, **ptrs):
         return _C.can_implement(kernel, m, n, kk, g, **{**PTRS, **ptrs}, sm_count=H100_SMS)
 
-    for m in (1, 16, 17, 1000):
+    ms = (1, 16, 17, 1000) if k["max_m"] == 0 else (1, k["max_m"])
+    for m in ms:
         ok = can(m, 4096, 4096, group_for(k, 4096))
         assert ok == 0, f"M={m}: {_C.status_string(ok)}"
+    if k["max_m"]:
+        assert can(k["max_m"] + 1, 4096, 4096, group_for(k, 4096)) == 1  # past its M: refused
     assert can(3, 4104, 128, group_for(k, 128)) == 0
     assert _C.workspace_size(kernel, 16, 4096, 4096, group_for(k, 4096), **PTRS, sm_count=H100_SMS) >= 0
     # N not a multiple of 8, K not a multiple of 64, M = 0: refused, not crashed.
@@ -87,4 +90,4 @@ def test_installed_generate_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "w4a16_build.generate", "--list", "--manifest", "minimal"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "4 kernels (manifest minimal)"
+    assert r.stdout.strip().splitlines()[-1] == "16 kernels (manifest minimal)"

@@ -20,6 +20,13 @@ pytestmark = pytest.mark.gpu
 DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
 TOL = {"fp16": 2e-3, "bf16": 1e-2}
 MS = [1, 3, 16, 17, 100, 256, 1000]
+
+
+def ms_for(info):
+    """CUTLASS: a spread of M. GEMV: every M it accepts, and one beyond (refused)."""
+    if info["max_m"]:
+        return list(range(1, info["max_m"] + 2))
+    return MS
 SHAPES = [(4104, 1024), (256, 128), (1024, 4096)]
 
 
@@ -50,8 +57,9 @@ def test_tactic_matches_reference(name, group, shape):
     n, k = shape
     torch.manual_seed(hash((name, group, shape)) % 2**31)
     p, w_ref = make_weight(n, k, info["mode"], group, dtype)
-    applicable = info["mode"] == "per_column" or group % info["tile_k"] == 0 or group == k
-    for m in MS:
+    group_ok = info["mode"] == "per_column" or group % info["tile_k"] == 0 or group == k
+    for m in ms_for(info):
+        applicable = group_ok and (info["max_m"] == 0 or m <= info["max_m"])
         for with_bias in (False, True):
             x = torch.randn(m, k, device="cuda", dtype=dtype)
             bias = torch.randn(n, device="cuda", dtype=dtype) if with_bias else None
