@@ -21,6 +21,9 @@ _LAZY = {
     "pack": "packing", "PackedWeight": "packing", "unpack_codes": "packing",
     "dequantize_packed": "packing",
     "gemm": "runner", "tactics": "runner", "W4A16Error": "runner", "UnsupportedDeviceError": "runner",
+    "tune": "tuning", "select_tactic": "tuning", "bucket_for": "tuning", "BUCKETS": "tuning",
+    "TuneCache": "tune_cache",
+    "W4A16Linear": "nn", "replace_linears": "nn",
 }
 
 __all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]

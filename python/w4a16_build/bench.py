@@ -23,6 +23,7 @@ import torch
 
 from . import build_info, gemm, pack, quantize, tactics
 from .runner import _check_device, _kernels
+from .timing import n_copies, time_graph
 
 # shared/BENCHMARKING.md: K x N of one linear layer each.
 SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57344), (28672, 8192)]
@@ -37,38 +38,6 @@ def card_name() -> str:
         if key in name:
             return key
     return name
-
-
-def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) -> float:
-    """Seconds per call: one call per copy captured in a graph, best of `repeats`."""
-    for i in range(copies):  # warm-up (workspace, function attributes) outside capture
-        fn_per_copy(i)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        with torch.cuda.graph(g, stream=s):
-            for i in range(copies):
-                fn_per_copy(i)
-    torch.cuda.current_stream().wait_stream(s)
-    g.replay()
-    torch.cuda.synchronize()
-    best = math.inf
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    for _ in range(repeats):
-        start.record()
-        for _ in range(replays):
-            g.replay()
-        end.record()
-        end.synchronize()
-        best = min(best, start.elapsed_time(end) / 1e3 / (replays * copies))
-    return best
-
-
-def n_copies(bytes_per_copy: int) -> int:
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
-    return max(2, math.ceil(4 * l2 / max(bytes_per_copy, 1)))
 
 
 def weight_bytes(n: int, k: int, mode: str, group: int) -> int:

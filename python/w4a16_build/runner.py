@@ -88,34 +88,19 @@ def _tensor_check(name, t, device, dtype=None, shape=None):
         raise ValueError(f"{name} data must be {ALIGN}-byte aligned (address {t.data_ptr():#x})")
 
 
-def _pick_default(names: list[str], m: int, n: int, sms: int) -> list[str]:
-    """PLACEHOLDER rule, ordered by preference, until tuned selection exists:
-    a GEMV kernel when M fits one (the smallest that does); otherwise the
-    CUTLASS kernel with the smallest token tile that covers M (less padding),
-    stream-K when the output tiles cannot fill the SMs, then the largest tile."""
-    def key(name):
-        k = _kernels()[name]
-        if k["family"] == "gemv":
-            # Measured on H100 (benchmarks/NOTES.md): 16 rows per warp wins at
-            # M <= 4, 32 rows (x shared by twice the rows) above; 4 stages.
-            rows_pref = 0 if (k["tile_rows"] == 256) == (m > 4) else 1
-            return (0, k["max_m"] if m <= k["max_m"] else 1 << 30, rows_pref, k.get("stages", 0), name)
-        tok, rows = k["tile_tokens"], k["tile_rows"]
-        pad = math.ceil(m / tok) * tok / m
-        tiles = math.ceil(n / rows) * math.ceil(m / tok)
-        few = tiles < sms
-        prefers = (k["scheduler"] == "streamk") == few
-        return (1, round(pad, 1), not prefers, -(rows * tok), name)
-    return sorted(names, key=key)
+def selected_tactic(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None) -> str:
+    """The tactic gemm(x, packed, bias) would run, after the same checks; runs nothing."""
+    return gemm(x, packed, bias, _dry_run=True)
 
 
 def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None,
-         tactic: str | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+         tactic: str | None = None, out: torch.Tensor | None = None, *, _dry_run: bool = False):
     """out[..., N] = x[..., K] @ dequant(W)^T (+ bias), on the current CUDA stream.
 
     x: CUDA tensor, fp16 or bf16 (the dtype the weight was packed for), any
     leading dims, contiguous. bias: [N] in x's dtype or None. tactic: a kernel
-    name from `list_kernels()`, or None for the default rule. out: optional
+    name from `list_kernels()`, or None: the tuned choice if this shape was
+    tuned (`w4a16_build.tune`), else the shipped heuristic (tuning.py). out: optional
     [..., N] output buffer, contiguous, x's dtype.
     """
     if not isinstance(packed, PackedWeight):
@@ -141,6 +126,8 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
     if out is not None:
         _tensor_check("out", out, device, x.dtype, lead + (n,))
     if m == 0:
+        if _dry_run:
+            return None
         return out if out is not None else x.new_empty(lead + (n,))
     _tensor_check("x", x, device)
     sms = _check_device(device)
@@ -154,15 +141,14 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
     problem = (m, n, k, packed.group_size)
 
     if tactic is None:
-        candidates = _pick_default(tactics(packed.dtype_name, packed.mode), m, n, sms)
-        if not candidates:
-            raise W4A16Error(f"this build has no {packed.dtype_name} {packed.mode} kernel "
-                             f"(manifest {C.build_info()['manifest']})")
-        chosen = next((t for t in candidates if C.can_implement(t, *problem, **ptrs, sm_count=sms) == 0), None)
-        if chosen is None:
+        from .tuning import select_tactic
+
+        tactic = select_tactic(
+            packed.dtype_name, packed.mode, packed.group_size, n, k, m, device,
+            lambda t: C.can_implement(t, *problem, **ptrs, sm_count=sms) == 0)
+        if tactic is None:
             raise W4A16Error(f"no compiled {packed.dtype_name} {packed.mode} kernel can run M={m}, N={n}, "
-                             f"K={k}, group_size={packed.group_size}")
-        tactic = chosen
+                             f"K={k}, group_size={packed.group_size} (manifest {C.build_info()['manifest']})")
     else:
         info = _kernels().get(tactic)
         if info is None:
@@ -176,6 +162,8 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
             raise ValueError(f"tactic {tactic} cannot run M={m}, N={n}, K={k}, group_size={packed.group_size}: "
                              f"{C.status_string(st)}")
 
+    if _dry_run:
+        return tactic
     ws_bytes = C.workspace_size(tactic, *problem, **ptrs, sm_count=sms)
     ws_ptr, ws_cap = _workspace.get(device, ws_bytes)
     stream = torch.cuda.current_stream(device).cuda_stream

@@ -1,0 +1,121 @@
+"""`W4A16Linear`, a drop-in `nn.Linear` with a 4-bit weight, and `replace_linears`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import ops  # noqa: F401  (registers torch.ops.w4a16.gemm)
+from .packing import DTYPES, PackedWeight, pack, padded_rows
+from .quant import check_mode, quantize
+
+
+class W4A16Linear(nn.Module):
+    """y = x @ dequant(W)^T + b with W stored once in the kernels' packed layout.
+
+    Buffers (all in the state_dict): `qweight` (uint8, packed), `scales`
+    ([K/group, N], or [N] for per_column), `zeros` (groupwise_zero only,
+    pre-multiplied), and `bias` ([N]) when the layer has one.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, group_size: int = 128,
+                 mode: str = "groupwise", dtype: torch.dtype = torch.float16, device=None):
+        super().__init__()
+        check_mode(mode)
+        if dtype not in DTYPES:
+            raise TypeError(f"dtype must be torch.float16 or torch.bfloat16, got {dtype}")
+        if out_features % 8 or in_features % 64:
+            raise ValueError(f"W4A16Linear needs out_features % 8 == 0 and in_features % 64 == 0, "
+                             f"got {out_features} x {in_features}")
+        group = in_features if mode == "per_column" else group_size
+        if in_features % group or (group != in_features and group % 64):
+            raise ValueError(f"group_size {group_size} must divide in_features = {in_features} "
+                             "and be a multiple of 64 (or equal in_features)")
+        self.in_features, self.out_features = in_features, out_features
+        self.group_size, self.mode, self.dtype = group, mode, dtype
+        self.tactic = ""  # "" = select per call (tuning.py); or a kernel name
+        groups = in_features // group
+        self.register_buffer("qweight", torch.zeros(padded_rows(out_features) * in_features // 2,
+                                                    dtype=torch.uint8, device=device))
+        sshape = (out_features,) if mode == "per_column" else (groups, out_features)
+        self.register_buffer("scales", torch.zeros(sshape, dtype=dtype, device=device))
+        self.register_buffer("zeros", torch.zeros(sshape, dtype=dtype, device=device)
+                             if mode == "groupwise_zero" else None)
+        self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, device=device) if bias else None)
+
+    @property
+    def packed(self) -> PackedWeight:
+        return PackedWeight(qweight=self.qweight, scales=self.scales, zeros=self.zeros, n=self.out_features,
+                            k=self.in_features, group_size=self.group_size, mode=self.mode, dtype=self.dtype)
+
+    def _load_packed(self, p: PackedWeight) -> None:
+        self.qweight.copy_(p.qweight)
+        self.scales.copy_(p.scales)
+        if p.zeros is not None:
+            self.zeros.copy_(p.zeros)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int = 128, mode: str = "groupwise") -> "W4A16Linear":
+        """Quantize an fp16/bf16 nn.Linear with the reference round-to-nearest quantizer."""
+        w = linear.weight.detach()
+        if w.dtype not in DTYPES:
+            raise TypeError(f"from_linear needs an fp16 or bf16 nn.Linear, got {w.dtype}")
+        mod = cls(linear.in_features, linear.out_features, linear.bias is not None, group_size=group_size,
+                  mode=mode, dtype=w.dtype, device=w.device)
+        q, s, z = quantize(w, None if mode == "per_column" else group_size, mode)
+        mod._load_packed(pack(q, s, z, mode=mode, dtype=w.dtype))
+        if linear.bias is not None:
+            mod.bias.copy_(linear.bias.detach())
+        return mod
+
+    @classmethod
+    def from_quantized(cls, q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None = None,
+                       bias: torch.Tensor | None = None, *, mode: str | None = None,
+                       group_size: int | None = None, dtype: torch.dtype | None = None,
+                       nibbles_packed: bool = False) -> "W4A16Linear":
+        """From codes, scales and zeros in the formats of `w4a16_build.pack`."""
+        p = pack(q, scales, zeros, mode=mode, group_size=group_size, dtype=dtype, nibbles_packed=nibbles_packed)
+        mod = cls(p.k, p.n, bias is not None, group_size=p.group_size, mode=p.mode, dtype=p.dtype,
+                  device=p.device)
+        mod._load_packed(p)
+        if bias is not None:
+            if tuple(bias.shape) != (p.n,):
+                raise ValueError(f"bias must be [{p.n}], got {tuple(bias.shape)}")
+            mod.bias.copy_(bias)
+        return mod
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.w4a16.gemm(x, self.qweight, self.scales, self.zeros, self.bias, self.out_features,
+                                    self.in_features, self.group_size, self.mode, self.tactic)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, mode={self.mode}, group_size={self.group_size}, "
+                f"dtype={str(self.dtype).replace('torch.', '')}")
+
+
+def replace_linears(model: nn.Module, filter: Callable[[str, nn.Linear], bool] | None = None, *,
+                    group_size: int = 128, mode: str = "groupwise") -> dict[str, nn.Linear]:
+    """Swap the model's fp16/bf16 nn.Linear layers for W4A16Linear, in place.
+
+    `filter(name, linear)` chooses layers (default: all). Layers the kernels
+    cannot take (dtype, out_features % 8, in_features % 64, group size) are
+    left alone. Returns {qualified name: the replaced nn.Linear}.
+    """
+    replaced = {}
+    for name, mod in list(model.named_modules()):
+        if not isinstance(mod, nn.Linear) or isinstance(mod, W4A16Linear):
+            continue
+        if filter is not None and not filter(name, mod):
+            continue
+        group = mod.in_features if mode == "per_column" else group_size
+        if (mod.weight.dtype not in DTYPES or mod.out_features % 8 or mod.in_features % 64
+                or mod.in_features % group):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, W4A16Linear.from_linear(mod, group_size=group_size, mode=mode))
+        replaced[name] = mod
+    return replaced

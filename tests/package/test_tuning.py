@@ -1,0 +1,115 @@
+"""Tactic selection without a GPU: buckets, the cache file, the heuristic table."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+
+from w4a16_build.tune_cache import FORMAT, TuneCache, make_key  # noqa: E402
+from w4a16_build.tuning import (BUCKETS, bucket_for, choose, heuristic_table, pick_bucket,  # noqa: E402
+                                rank_by_heuristic)
+
+
+def test_buckets():
+    assert BUCKETS[:16] == list(range(1, 17)) and BUCKETS[-1] == 8192
+    assert [bucket_for(m) for m in (1, 7, 16, 17, 32, 33, 100, 4097, 8192, 10000)] == [
+        1, 7, 16, 32, 32, 64, 128, 8192, 8192, 8192]
+
+
+def test_pick_bucket_exact_then_next_larger():
+    tuned = {1: ("a", 1.0), 32: ("b", 2.0), 256: ("c", 3.0)}
+    assert pick_bucket(tuned, 1) == ("a", 1.0)
+    assert pick_bucket(tuned, 2) == ("b", 2.0)      # bucket 2 untuned -> next larger tuned
+    assert pick_bucket(tuned, 20) == ("b", 2.0)
+    assert pick_bucket(tuned, 200) == ("c", 3.0)
+    assert pick_bucket(tuned, 300) is None          # nothing at or above bucket 512
+    assert pick_bucket({}, 1) is None
+
+
+def test_choose_is_the_fastest():
+    assert choose({"b": 3.0, "a": 2.0, "c": 2.5}) == ("a", 2.0)
+    assert choose({"b": 1.0, "a": 1.0}) == ("a", 1.0)  # ties: deterministic
+
+
+def test_cache_round_trip(tmp_path):
+    c = TuneCache(tmp_path / "t.json")
+    k1 = make_key("NVIDIA H100", 132, "abc", "fp16", "groupwise", 128, 4096, 4096)
+    k2 = make_key("NVIDIA H100", 132, "abc", "bf16", "groupwise", 128, 4096, 4096)
+    assert c.lookup(k1) == {}
+    c.update(k1, {1: ("t1", 10.0), 16: ("t2", 12.5)})
+    c.update(k2, {1: ("t3", 11.0)})
+    c.update(k1, {32: ("t4", 20.0)})           # merges into the entry
+    assert c.lookup(k1) == {1: ("t1", 10.0), 16: ("t2", 12.5), 32: ("t4", 20.0)}
+    assert c.lookup(k2) == {1: ("t3", 11.0)}
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["format"] == FORMAT and set(doc["entries"]) == {k1, k2}
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other/9", "entries": {}}), "[1, 2]"])
+def test_corrupt_or_foreign_cache_is_ignored_then_rewritten(tmp_path, content):
+    path = tmp_path / "t.json"
+    path.write_text(content)
+    c = TuneCache(path)
+    with pytest.warns(UserWarning, match="ignoring it"):
+        assert c.lookup("k") == {}
+    c.update("k", {1: ("t", 1.0)})
+    assert c.lookup("k") == {1: ("t", 1.0)}
+
+
+def test_env_var_location(tmp_path, monkeypatch):
+    monkeypatch.setenv("W4A16_TUNE_CACHE", str(tmp_path / "x" / "cache.json"))
+    c = TuneCache()
+    c.update("k", {2: ("t", 1.5)})
+    assert (tmp_path / "x" / "cache.json").is_file()
+
+
+WRITER = """
+import sys
+from w4a16_build.tune_cache import TuneCache
+c = TuneCache(sys.argv[1])
+for i in range(40):
+    c.update(f"{sys.argv[2]}-{i}", {1: ("t", float(i))})
+"""
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = str(tmp_path / "t.json")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, tag]) for tag in ("a", "b")]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    entries = TuneCache(path).read()
+    assert len(entries) == 80
+
+
+def kern(name, family, tokens=0, rows=128, scheduler="persistent", max_m=0, stages=0):
+    return dict(name=name, family=family, tile_tokens=tokens, tile_rows=rows, scheduler=scheduler,
+                max_m=max_m, stages=stages)
+
+
+KS = [
+    kern("g8r16", "gemv", 8, 128, "cluster_splitk", 8, 4), kern("g8r32", "gemv", 8, 256, "cluster_splitk", 8, 4),
+    kern("g16r16", "gemv", 16, 128, "cluster_splitk", 16, 4),
+    kern("g16r32", "gemv", 16, 256, "cluster_splitk", 16, 4),
+    kern("c16sk", "cutlass", 16, 128, "streamk"), kern("c64sk", "cutlass", 64, 128, "streamk"),
+    kern("c64p", "cutlass", 64, 64, "persistent"), kern("c256", "cutlass", 256, 128, "persistent"),
+    kern("c128x256", "cutlass", 128, 256, "persistent"),
+]
+
+
+def test_heuristic_table_is_marked_and_ordered():
+    t = heuristic_table()
+    assert "PLACEHOLDER" in t["status"]
+    assert t["rules"][-1]["m_max"] is None
+    caps = [r["m_max"] for r in t["rules"][:-1]]
+    assert caps == sorted(caps)
+
+
+def test_heuristic_ranking():
+    assert rank_by_heuristic(KS, 1, 4096, 132)[0] == "g8r16"
+    assert rank_by_heuristic(KS, 8, 4096, 132)[0] == "g8r32"
+    assert rank_by_heuristic(KS, 12, 4096, 132)[0] == "g16r32"
+    # M = 64 on N = 4096: 32 tiles of 128 rows cannot fill 132 SMs -> stream-K, least padding.
+    assert rank_by_heuristic(KS, 64, 4096, 132)[0] == "c64sk"
+    assert rank_by_heuristic(KS, 4096, 8192, 132)[0] in ("c256", "c128x256")
