@@ -24,6 +24,7 @@ _LAZY = {
     "tune": "tuning", "select_tactic": "tuning", "bucket_for": "tuning", "BUCKETS": "tuning",
     "TuneCache": "tune_cache",
     "W4A16Linear": "nn", "replace_linears": "nn",
+    "load_quantized": "checkpoints", "layer_from_gptq": "checkpoints", "layer_from_awq": "checkpoints",
 }
 
 __all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]

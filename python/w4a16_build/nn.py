@@ -44,6 +44,15 @@ class W4A16Linear(nn.Module):
         self.register_buffer("zeros", torch.zeros(sshape, dtype=dtype, device=device)
                              if mode == "groupwise_zero" else None)
         self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, device=device) if bias else None)
+        # Act-order checkpoints (GPTQ g_idx): x[..., input_perm] is what the weight's K order expects.
+        self.register_buffer("input_perm", None)
+
+    def set_input_perm(self, perm: torch.Tensor | None) -> None:
+        if perm is not None:
+            if tuple(perm.shape) != (self.in_features,):
+                raise ValueError(f"input_perm must be [{self.in_features}], got {tuple(perm.shape)}")
+            perm = perm.to(device=self.qweight.device, dtype=torch.int64)
+        self.input_perm = perm
 
     @property
     def packed(self) -> PackedWeight:
@@ -87,13 +96,16 @@ class W4A16Linear(nn.Module):
         return mod
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_perm is not None:
+            x = x.index_select(-1, self.input_perm)
         return torch.ops.w4a16.gemm(x, self.qweight, self.scales, self.zeros, self.bias, self.out_features,
                                     self.in_features, self.group_size, self.mode, self.tactic)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, mode={self.mode}, group_size={self.group_size}, "
-                f"dtype={str(self.dtype).replace('torch.', '')}")
+                f"dtype={str(self.dtype).replace('torch.', '')}"
+                + (", act_order=True" if self.input_perm is not None else ""))
 
 
 def replace_linears(model: nn.Module, filter: Callable[[str, nn.Linear], bool] | None = None, *,

@@ -1,0 +1,164 @@
+"""GPTQ / AWQ import. The test packs tensors itself, from the published formats
+(independently of the importer), and checks what comes out exactly."""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+
+import w4a16_build  # noqa: E402
+from w4a16_build.checkpoints import unpack_awq, unpack_gptq  # noqa: E402
+from w4a16_build.packing import dequantize_packed  # noqa: E402
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def to_int32(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def gptq_pack(q, z, zeros_minus_one=True):
+    """q [N, K], z [N, G] in 0..15 -> qweight [K/8, N], qzeros [G, N/8] (AutoGPTQ layout)."""
+    n, k = q.shape
+    g = z.shape[1]
+    qweight = torch.zeros(k // 8, n, dtype=torch.int32)
+    for r in range(k // 8):
+        for col in range(n):
+            v = 0
+            for i in range(8):
+                v |= int(q[col, 8 * r + i]) << (4 * i)
+            qweight[r, col] = to_int32(v)
+    qzeros = torch.zeros(g, n // 8, dtype=torch.int32)
+    for j in range(g):
+        for c in range(n // 8):
+            v = 0
+            for i in range(8):
+                zz = int(z[8 * c + i, j]) - (1 if zeros_minus_one else 0)
+                v |= (zz & 0xF) << (4 * i)
+            qzeros[j, c] = to_int32(v)
+    return qweight, qzeros
+
+
+def awq_pack(q, z):
+    """q [N, K], z [N, G] -> qweight [K, N/8], qzeros [G, N/8] (AutoAWQ GEMM layout)."""
+    n, k = q.shape
+    g = z.shape[1]
+
+    def pack_cols(mat):  # mat [rows, N] -> [rows, N/8]
+        out = torch.zeros(mat.shape[0], n // 8, dtype=torch.int32)
+        for row in range(mat.shape[0]):
+            for c in range(n // 8):
+                v = 0
+                for i in range(8):
+                    v |= int(mat[row, 8 * c + AWQ_ORDER[i]]) << (4 * i)
+                out[row, c] = to_int32(v)
+        return out
+
+    return pack_cols(q.t()), pack_cols(z.t())
+
+
+def reference(q, z, s, g_idx=None):
+    n, k = q.shape
+    g = k // s.shape[1]
+    gi = g_idx.long() if g_idx is not None else torch.arange(k) // g
+    return (q.float() - z.float()[:, gi]) * s.float()[:, gi]
+
+
+def sample(n=32, k=256, g=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (n, k), generator=gen, dtype=torch.int8)
+    z = torch.randint(1, 16, (n, k // g), generator=gen, dtype=torch.int8)
+    s = (torch.rand(n, k // g, generator=gen) * 0.02 + 0.005).half()
+    return q, z, s
+
+
+def test_gptq_unpack_is_exact():
+    q, z, s = sample()
+    qw, qz = gptq_pack(q, z)
+    q2, z2, s2, _ = unpack_gptq(qw, qz, s.t().contiguous())
+    assert torch.equal(q2, q) and torch.equal(z2.to(torch.int8), z) and torch.equal(s2, s)
+
+
+def test_gptq_zeros_as_is():
+    q, z, s = sample(seed=1)
+    qw, qz = gptq_pack(q, z, zeros_minus_one=False)
+    _, z2, _, _ = unpack_gptq(qw, qz, s.t().contiguous(), zeros_minus_one=False)
+    assert torch.equal(z2.to(torch.int8), z)
+
+
+def test_awq_unpack_is_exact():
+    q, z, s = sample(seed=2)
+    qw, qz = awq_pack(q, z)
+    q2, z2, s2 = unpack_awq(qw, qz, s.t().contiguous())
+    assert torch.equal(q2, q) and torch.equal(z2, z) and torch.equal(s2, s)
+
+
+@pytest.mark.parametrize("fmt", ["gptq", "awq"])
+def test_load_quantized_dict_and_file(fmt, tmp_path):
+    q, z, s = sample(seed=3)
+    qw, qz = gptq_pack(q, z) if fmt == "gptq" else awq_pack(q, z)
+    bias = torch.randn(32).half()
+    tensors = {"model.layers.0.mlp.qweight": qw, "model.layers.0.mlp.qzeros": qz,
+               "model.layers.0.mlp.scales": s.t().contiguous(), "model.layers.0.mlp.bias": bias,
+               "other.weight": torch.zeros(3)}
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_file(tensors, str(path))
+    for src in (tensors, path):
+        layers = w4a16_build.load_quantized(src, prefix="model.")
+        assert list(layers) == ["layers.0.mlp"]
+        mod = layers["layers.0.mlp"]
+        assert mod.mode == "groupwise_zero" and mod.group_size == 64 and torch.equal(mod.bias, bias)
+        ref = reference(q, z, s)
+        got = dequantize_packed(mod.packed)
+        assert torch.allclose(got, ref, atol=2e-3 * ref.abs().max())
+
+
+def test_gptq_act_order():
+    q, z, s = sample(seed=4)
+    k, g = 256, 64
+    gen = torch.Generator().manual_seed(5)
+    g_idx = (torch.arange(k) // g)[torch.randperm(k, generator=gen)].to(torch.int32)
+    qw, qz = gptq_pack(q, z)
+    mod = w4a16_build.layer_from_gptq(qw, qz, s.t().contiguous(), g_idx)
+    assert mod.input_perm is not None and "act_order=True" in repr(mod)
+    w_ref = reference(q, z, s, g_idx)
+    x = torch.randn(5, k)
+    y_ref = x @ w_ref.t()
+    y = x[:, mod.input_perm] @ dequantize_packed(mod.packed).t()
+    assert torch.allclose(y, y_ref, atol=1e-2 * y_ref.abs().max())
+
+
+@pytest.mark.parametrize("break_it, match", [
+    (lambda t: t.update(qweight=t["qweight"].float()), "qweight must be torch.int32"),
+    (lambda t: t.update(qzeros=t["qzeros"][:, :-1]), "qzeros must have shape"),
+    (lambda t: t.update(g_idx=torch.zeros(256, dtype=torch.int32)), "g_idx does not assign"),
+    (lambda t: t.pop("scales"), "no scales"),
+])
+def test_gptq_bad_tensors(break_it, match):
+    q, z, s = sample(seed=6)
+    qw, qz = gptq_pack(q, z)
+    t = {"qweight": qw, "qzeros": qz, "scales": s.t().contiguous()}
+    break_it(t)
+    with pytest.raises((TypeError, ValueError), match=match):
+        w4a16_build.load_quantized({f"l.{k}": v for k, v in t.items()}, format="gptq")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fmt", ["gptq", "awq", "gptq_act_order"])
+def test_imported_layer_on_gpu(fmt):
+    q, z, s = sample(n=64, k=512, g=128, seed=7)
+    g_idx = None
+    if fmt == "gptq_act_order":
+        gen = torch.Generator().manual_seed(8)
+        g_idx = (torch.arange(512) // 128)[torch.randperm(512, generator=gen)].to(torch.int32)
+    qw, qz = awq_pack(q, z) if fmt == "awq" else gptq_pack(q, z)
+    if fmt == "awq":
+        mod = w4a16_build.layer_from_awq(qw, qz, s.t().contiguous())
+    else:
+        mod = w4a16_build.layer_from_gptq(qw, qz, s.t().contiguous(), g_idx)
+    mod = mod.cuda()
+    x = torch.randn(7, 512, device="cuda", dtype=torch.float16)
+    ref = x.float() @ reference(q, z, s, g_idx).cuda().t()
+    err = ((mod(x).float() - ref).norm() / ref.norm()).item()
+    assert err < 2e-3, err
