@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     from sentence_transformers import SentenceTransformer
 
     import w4a16_build
+    import w4a16_build.packing  # noqa: F401
 
     results = {"card": torch.cuda.get_device_name(), "sentences": len(SENTENCES)}
     ref_model = SentenceTransformer(a.model, device="cuda").half()
@@ -56,14 +57,29 @@ def main(argv=None) -> int:
         with torch.no_grad():
             emb = model.encode(SENTENCES, convert_to_tensor=True).float()
         cos = torch.nn.functional.cosine_similarity(emb, ref, dim=-1)
+        # The same quantized weights, dequantized into plain fp16 nn.Linear layers:
+        # separates the quantizer's error (fake vs fp16) from the kernels' (ours vs fake).
+        fake = SentenceTransformer(a.model, device="cuda").half()
+        with torch.no_grad():
+            for name, lin in replaced.items():
+                q = model.get_submodule(name)
+                fake.get_submodule(name).weight.copy_(w4a16_build.dequantize_packed(q.packed).half())
+            emb_fake = fake.encode(SENTENCES, convert_to_tensor=True).float()
+        cos_fake = torch.nn.functional.cosine_similarity(emb_fake, ref, dim=-1)
+        cos_kernel = torch.nn.functional.cosine_similarity(emb, emb_fake, dim=-1)
         results[mode] = {"replaced_layers": len(replaced), "kernel_calls": calls["n"],
                          "cosine_mean": cos.mean().item(), "cosine_min": cos.min().item(),
-                         "cosine": [round(c, 5) for c in cos.tolist()]}
+                         "cosine": [round(c, 5) for c in cos.tolist()],
+                         "fake_quant_cosine_mean": cos_fake.mean().item(),
+                         "ours_vs_fake_quant_cosine_min": cos_kernel.min().item()}
         print(f"{mode:>15}: replaced {len(replaced)} linear layers, {calls['n']} W4A16 calls, "
-              f"cosine to fp16 mean {cos.mean():.4f} min {cos.min():.4f}")
+              f"cosine to fp16 mean {cos.mean():.4f} min {cos.min():.4f}; same weights in fp16 "
+              f"nn.Linear: {cos_fake.mean():.4f}; ours vs that: min {cos_kernel.min():.6f}")
     if a.json:
         json.dump(results, open(a.json, "w"), indent=1)
-    ok = all(results[m]["kernel_calls"] > 0 and results[m]["cosine_mean"] > 0.98
+    # The kernels must reproduce the quantized model; how close that is to fp16
+    # is the quantizer's business (reported, not asserted).
+    ok = all(results[m]["kernel_calls"] > 0 and results[m]["ours_vs_fake_quant_cosine_min"] > 0.999
              for m in ("groupwise_zero", "groupwise"))
     return 0 if ok else 1
 

@@ -96,8 +96,9 @@ class W4A16Linear(nn.Module):
         return mod
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_perm is not None:
-            x = x.index_select(-1, self.input_perm)
+        # Like nn.Linear, accept any strides (the kernels need contiguous rows;
+        # a no-op when x already is).
+        x = x.index_select(-1, self.input_perm) if self.input_perm is not None else x.contiguous()
         return torch.ops.w4a16.gemm(x, self.qweight, self.scales, self.zeros, self.bias, self.out_features,
                                     self.in_features, self.group_size, self.mode, self.tactic)
 
