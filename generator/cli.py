@@ -4,6 +4,7 @@
     python -m w4a16_build.generate --list --manifest full --json
     python -m w4a16_build.generate --manifest full --out DIR    # sources + file list
     python -m w4a16_build.generate --list --rejected            # what the rules dropped, and why
+    python -m w4a16_build.generate --estimate --manifest full   # build time, memory, size on this machine
 
 The manifest defaults to $W4A16_MANIFEST, else `default`; include globs
 default to $W4A16_KERNELS (comma separated).
@@ -31,14 +32,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list: print JSON with each kernel's configuration")
     p.add_argument("--rejected", action="store_true", help="with --list: print configurations a validity rule dropped")
     p.add_argument("--out", metavar="DIR", help="write generated sources and sources.txt into DIR")
+    p.add_argument("--estimate", action="store_true",
+                   help="predict build time, memory per job and binary size on this machine")
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
     return p
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.generate") -> int:
     args = build_parser(prog).parse_args(argv)
-    if not (args.list or args.json or args.out or args.rejected):
-        build_parser(prog).error("nothing to do: give --list, --json or --out DIR")
+    if not (args.list or args.json or args.out or args.rejected or args.estimate):
+        build_parser(prog).error("nothing to do: give --list, --json, --estimate or --out DIR")
     try:
         manifest = load(resolve_manifest(args.manifest))
         plan = make_plan(manifest, parse_kernel_filter(args.kernels))
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    if args.json:
+    if args.json and not args.estimate:
         from .render import plan_json
 
         doc = plan_json(plan)
@@ -64,6 +67,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
                 print(name)
             extra = f", {len(plan.filtered_out)} filtered out" if plan.filtered_out else ""
             print(f"{len(plan.kernels)} kernels (manifest {manifest.name}{extra})")
+
+    if args.estimate:
+        from .estimate import estimate, format_estimate
+
+        est = estimate(plan)
+        print(json.dumps(est, indent=1, sort_keys=True) if args.json else format_estimate(est))
 
     if args.out:
         from .render import render

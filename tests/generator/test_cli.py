@@ -104,3 +104,15 @@ def test_unknown_builtin_manifest(repo_root):
 def test_nothing_to_do_is_a_usage_error(repo_root):
     r = run(repo_root)
     assert r.returncode == 2 and "nothing to do" in r.stderr
+
+
+def test_estimate(repo_root):
+    import json as _json
+
+    r = run(repo_root, "--estimate", "--manifest", "default", "--json")
+    assert r.returncode == 0, r.stderr
+    e = _json.loads(r.stdout)
+    assert e["kernels"] == {"cutlass": 48, "gemv": 24}
+    assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
+    r = run(repo_root, "--estimate", "--manifest", "minimal")
+    assert "build time" in r.stdout and "wheel" in r.stdout

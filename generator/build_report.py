@@ -1,0 +1,59 @@
+"""Summarize a build's compile log into build_report.json (build tooling, run by CMake).
+
+    python build_report.py --log compile_log.jsonl --plan generated/manifest.json --so _C.so --out build_report.json
+
+Per generated file: compile seconds, peak memory (MB) and object bytes, from
+the last compile of that file in the log (so an incremental build reports the
+newest numbers); totals; the extension's size. The report stays in the build
+tree next to the extension; it is not put in the wheel, whose bytes must not
+depend on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--plan", required=True)
+    ap.add_argument("--so", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    latest = {}
+    if os.path.exists(a.log):
+        for line in open(a.log):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("object"):
+                latest[rec["object"]] = rec
+    plan = json.load(open(a.plan))
+    files = sorted(latest.values(), key=lambda r: r["object"])
+    kernels = [r for r in files if "/generated/kernels/" in r["object"]]
+    report = {
+        "manifest": plan["manifest"], "manifest_sha256": plan["manifest_sha256"], "kernel_count": plan["count"],
+        "shards": [{"object": os.path.basename(r["object"]), "seconds": r["seconds"], "peak_mb": r["peak_mb"],
+                    "bytes": r["bytes"]} for r in kernels],
+        "totals": {
+            "compile_seconds": round(sum(r["seconds"] for r in files), 1),
+            "kernel_compile_seconds": round(sum(r["seconds"] for r in kernels), 1),
+            "max_peak_mb": max((r["peak_mb"] for r in files), default=None),
+            "object_bytes": sum(r["bytes"] or 0 for r in files),
+        },
+        "extension_bytes": os.path.getsize(a.so) if os.path.exists(a.so) else None,
+    }
+    with open(a.out, "w") as f:
+        json.dump(report, f, indent=1)
+    t = report["totals"]
+    print(f"w4a16: build report {a.out}: {len(kernels)} kernel files, {t['kernel_compile_seconds']} s of kernel "
+          f"compiles, peak {t['max_peak_mb']} MB per compile, extension {report['extension_bytes']} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

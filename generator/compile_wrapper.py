@@ -1,0 +1,47 @@
+"""Compiler launcher that records each compile's wall time, peak memory and object size.
+
+CMake puts it in front of nvcc and the host compiler (CMAKE_<LANG>_COMPILER_LAUNCHER):
+
+    python compile_wrapper.py --log BUILD/compile_log.jsonl -- [ccache] nvcc ... -o file.o
+
+It runs the command unchanged, then appends one JSON line to the log (under a
+file lock, as ninja runs several compiles at once). Build tooling only: it is
+not installed with the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv or argv[0] != "--log":
+        print("usage: compile_wrapper.py --log FILE -- COMMAND...", file=sys.stderr)
+        return 2
+    log = argv[1]
+    cmd = argv[argv.index("--") + 1:]
+    t0 = time.monotonic()
+    rc = subprocess.call(cmd)
+    wall = time.monotonic() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over nvcc's subprocesses
+    out = cmd[cmd.index("-o") + 1] if "-o" in cmd[:-1] else None
+    size = os.path.getsize(out) if out and rc == 0 and os.path.exists(out) else None
+    rec = {"object": out, "seconds": round(wall, 2), "peak_mb": round(peak_kb / 1024, 1), "bytes": size, "rc": rc}
+    try:
+        import fcntl
+
+        with open(log, "a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            f.write(json.dumps(rec) + "\n")
+    except OSError:
+        pass  # a report is not worth failing a build for
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
