@@ -82,6 +82,16 @@ def _as_list(path: str, key: str, value: Any) -> list:
     return value
 
 
+def _axis_values(path: str, key: str, raw: Any, allowed: list[str]) -> tuple[str, ...]:
+    values = [str(v) for v in _as_list(path, key, raw)]
+    for v in values:
+        if v not in allowed:
+            raise _err(path, key, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise _err(path, key, f"repeated value in {values}")
+    return tuple(values)
+
+
 def _parse_set(path: str, index: int, raw: Any) -> dict[str, tuple[str, ...]]:
     where = f"sets[{index}]"
     if not isinstance(raw, dict):
@@ -89,17 +99,8 @@ def _parse_set(path: str, index: int, raw: Any) -> dict[str, tuple[str, ...]]:
     unknown = sorted(set(raw) - set(AXES))
     if unknown:
         raise _err(path, f"{where}.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(AXES)}")
-    out = {}
-    for axis, allowed in AXES.items():
-        if axis not in raw:
-            continue
-        values = [str(v) for v in _as_list(path, f"{where}.{axis}", raw[axis])]
-        for v in values:
-            if v not in allowed:
-                raise _err(path, f"{where}.{axis}", f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-        if len(set(values)) != len(values):
-            raise _err(path, f"{where}.{axis}", f"repeated value in {values}")
-        out[axis] = tuple(values)
+    out = {axis: _axis_values(path, f"{where}.{axis}", raw[axis], allowed)
+           for axis, allowed in AXES.items() if axis in raw}
     missing = [a for a in AXES if a not in raw]
     if missing:
         raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(AXES)}")
@@ -116,19 +117,9 @@ def _parse_gemv(path: str, raw: Any) -> Optional[dict[str, tuple[str, ...]]]:
     unknown = sorted(set(raw) - set(GEMV_AXES))
     if unknown:
         raise _err(path, f"gemv.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(GEMV_AXES)}")
-    out = {}
-    for axis, allowed in GEMV_AXES.items():
-        if axis not in raw:  # an omitted axis means all of its values
-            out[axis] = tuple(allowed)
-            continue
-        values = [str(v) for v in _as_list(path, f"gemv.{axis}", raw[axis])]
-        for v in values:
-            if v not in allowed:
-                raise _err(path, f"gemv.{axis}", f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-        if len(set(values)) != len(values):
-            raise _err(path, f"gemv.{axis}", f"repeated value in {values}")
-        out[axis] = tuple(values)
-    return out
+    # An omitted axis means all of its values.
+    return {axis: _axis_values(path, f"gemv.{axis}", raw[axis], allowed) if axis in raw else tuple(allowed)
+            for axis, allowed in GEMV_AXES.items()}
 
 
 def _globs(path: str, key: str, raw: Any) -> tuple[str, ...]:
