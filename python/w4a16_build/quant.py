@@ -33,12 +33,36 @@ def _group_view(w: torch.Tensor, group_size: int) -> torch.Tensor:
     return w.reshape(n, k // group_size, group_size)
 
 
-def quantize(w: torch.Tensor, group_size: int | None = 128, mode: str = "groupwise"):
+# Ranges tried per group by the clipping search: shrinking the range clips a
+# few outliers but halves the rounding step for everything else.
+CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
+
+
+def _quantize_groups(wg: torch.Tensor, mode: str, ratio: float):
+    """Round to nearest with the group range scaled by `ratio`; returns (q, s, z)."""
+    if mode == "groupwise_zero":
+        lo = wg.amin(dim=-1, keepdim=True).clamp(max=0) * ratio
+        hi = wg.amax(dim=-1, keepdim=True).clamp(min=0) * ratio
+        s = ((hi - lo) / 15).clamp(min=1e-8)
+        z = torch.round(-lo / s).clamp(0, 15)
+        q = torch.round(wg / s + z).clamp(0, 15)
+        return q, s, z
+    amax = wg.abs().amax(dim=-1, keepdim=True) * ratio
+    s = (amax / 7.5).clamp(min=1e-8)  # [-8, 7] covers +-amax after rounding
+    return torch.round(wg / s).clamp(-8, 7), s, None
+
+
+def quantize(w: torch.Tensor, group_size: int | None = 128, mode: str = "groupwise", *,
+             clip_search: bool = True):
     """Quantize a [N, K] float weight. Returns (q, scales, zeros):
 
     q int8 [N, K]; scales [N] (per_column) or [N, K/group] in w's dtype (fp32
     for fp32 input); zeros [N, K/group] (groupwise_zero, integer-valued, same
     dtype as scales) or None.
+
+    Round to nearest; with `clip_search` (default) each group's range is the
+    one of CLIP_RATIOS that gives the smallest squared error, else the full
+    min/max range.
     """
     check_mode(mode)
     if w.dim() != 2 or not w.is_floating_point():
@@ -49,18 +73,21 @@ def quantize(w: torch.Tensor, group_size: int | None = 128, mode: str = "groupwi
     if group_size is None:
         raise ValueError(f"mode {mode!r} needs a group_size")
     wg = _group_view(w.float(), group_size)
-    if mode == "groupwise_zero":
-        lo = wg.amin(dim=-1, keepdim=True).clamp(max=0)
-        hi = wg.amax(dim=-1, keepdim=True).clamp(min=0)
-        s = ((hi - lo) / 15).clamp(min=1e-8)
-        z = torch.round(-lo / s).clamp(0, 15)
-        q = torch.round(wg / s + z).clamp(0, 15)
-        zeros = z.squeeze(-1)
-    else:
-        amax = wg.abs().amax(dim=-1, keepdim=True)
-        s = (amax / 7.5).clamp(min=1e-8)  # [-8, 7] covers +-amax after rounding
-        q = torch.round(wg / s).clamp(-8, 7)
-        zeros = None
+    q, s, z = _quantize_groups(wg, mode, 1.0)
+    if clip_search:
+        def err(q, s, z):
+            return ((q - (z if z is not None else 0)) * s - wg).square().sum(dim=-1, keepdim=True)
+
+        best = err(q, s, z)
+        for ratio in CLIP_RATIOS[1:]:
+            q2, s2, z2 = _quantize_groups(wg, mode, ratio)
+            e2 = err(q2, s2, z2)
+            better = e2 < best
+            q, s = torch.where(better, q2, q), torch.where(better, s2, s)
+            if z is not None:
+                z = torch.where(better, z2, z)
+            best = torch.minimum(best, e2)
+    zeros = z.squeeze(-1) if z is not None else None
     out_dtype = w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.float32
     scales = s.squeeze(-1).to(out_dtype)
     if mode == "per_column":
