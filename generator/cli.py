@@ -32,6 +32,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list: print JSON with each kernel's configuration")
     p.add_argument("--rejected", action="store_true", help="with --list: print configurations a validity rule dropped")
     p.add_argument("--out", metavar="DIR", help="write generated sources and sources.txt into DIR")
+    p.add_argument("--from-results", nargs="+", metavar="JSON",
+                   help="derive the smallest manifest from benchmark results (bench --tactic all)")
+    p.add_argument("--tolerance", type=float, default=0.03,
+                   help="with --from-results: allowed slowdown against the best measured tactic")
+    p.add_argument("--write-manifest", metavar="YAML", help="with --from-results: write the manifest here")
+    p.add_argument("--write-heuristics", metavar="JSON",
+                   help="with --from-results: write the heuristic table (rules kept, measured rows replaced)")
     p.add_argument("--estimate", action="store_true",
                    help="predict build time, memory per job and binary size on this machine")
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
@@ -40,6 +47,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.generate") -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.from_results:
+        return _from_results(args)
     if not (args.list or args.json or args.out or args.rejected or args.estimate):
         build_parser(prog).error("nothing to do: give --list, --json, --estimate or --out DIR")
     try:
@@ -82,4 +91,41 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
             print(f"manifest {manifest.name} (sha256 {manifest.sha256[:12]}): {len(plan.kernels)} kernels "
                   f"in {len(plan.shards)} files; {len(res.written)} written, {len(res.unchanged)} unchanged, "
                   f"{len(res.removed)} removed -> {args.out}", file=sys.stderr if args.list or args.json else sys.stdout)
+    return 0
+
+
+def _from_results(args) -> int:
+    from .derive import cover, load_points, manifest_text, measured_rows
+
+    if not 0 <= args.tolerance < 1:
+        print(f"error: --tolerance must be in [0, 1), got {args.tolerance}", file=sys.stderr)
+        return 2
+    try:
+        points = load_points(args.from_results)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    chosen = cover(points, args.tolerance)
+    text = manifest_text(chosen, [os.path.basename(p) for p in args.from_results], args.tolerance, len(points))
+    if args.write_manifest:
+        with open(args.write_manifest, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.write_heuristics:
+        from .paths import _HERE
+
+        # The shipped table: beside the package (installed) or in the source tree.
+        bases = [_HERE.parent / "heuristics.json", _HERE.parent / "python" / "w4a16_build" / "heuristics.json"]
+        base = next((b for b in bases if b.is_file()), None)
+        if base is None:
+            print("error: cannot find the shipped heuristics.json to extend", file=sys.stderr)
+            return 2
+        table = json.loads(base.read_text())
+        table["measured"] = measured_rows(points, chosen)
+        table["measured_from"] = [os.path.basename(p) for p in args.from_results]
+        with open(args.write_heuristics, "w") as f:
+            json.dump(table, f, indent=1)
+            f.write("\n")
+    print(f"{len(chosen)} kernels cover {len(points)} points within {100 * args.tolerance:g}%", file=sys.stderr)
     return 0

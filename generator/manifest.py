@@ -14,7 +14,7 @@ A manifest is a mapping with these keys (all but `name` optional):
         cluster: [1x1, 2x1]
         schedule: [coop]
         scheduler: [persistent, streamk]
-    kernels: [fp16_int4_groupwise_t128x32x64_c1x1_coop_streamk]  # explicit names
+    kernels: [fp16_int4_groupwise_t128x32x64_c1x1_coop_streamk]  # explicit names (CUTLASS or GEMV)
     gemv:                         # the GEMV kernels (gemv/); omitted: all of them
       dtype: [fp16, bf16]
       mode: [per_column, groupwise, groupwise_zero]
@@ -46,7 +46,7 @@ import yaml
 
 from . import rules
 from .model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule, Tile,
-                    TileScheduler)
+                    TileScheduler, parse_name)
 
 TOP_KEYS = ("name", "description", "kernels_per_file", "sets", "kernels", "gemv", "include", "exclude")
 MAX_KERNELS_PER_FILE = 8
@@ -157,7 +157,7 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         raise _err(path, "kernels", "expected a list of kernel names")
     for i, k in enumerate(kernels_raw):
         try:
-            cfg = KernelConfig.from_name(str(k))
+            cfg = parse_name(str(k))
         except ValueError as e:
             raise _err(path, f"kernels[{i}]", str(e)) from None
         broken = rules.violations(cfg)

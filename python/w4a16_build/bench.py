@@ -128,6 +128,7 @@ def main(argv=None) -> int:
                     help="'auto' (the selection logic), 'best' (fastest measured), 'all' (every applicable "
                          "tactic, fastest first) or a kernel name")
     ap.add_argument("--json", help="write the results to this JSON file")
+    ap.add_argument("--plot", help="write a PNG of speed-up vs M, one line per shape (needs matplotlib)")
     args = ap.parse_args(argv)
 
     if not torch.cuda.is_available():
@@ -154,13 +155,17 @@ def main(argv=None) -> int:
                       f"{100 * frac:>6.1f}  {used}", flush=True)
     summary = {m: geomean([r["speedup"] for r in rows if r["m"] == m and r["rank"] == 0]) for m in ms}
     print("geomean speedup over fp16 cuBLAS: " + ", ".join(f"M={m}: {v:.2f}" for m, v in summary.items()))
-    if args.json:
-        doc = dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
+    doc = dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
                    build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group,
                    tactic=args.tactic, seconds=time.time() - t0, rows=rows,
                    geomean_speedup={str(m): v for m, v in summary.items()})
+    if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
+    if args.plot:
+        from .plot import plot
+
+        plot(doc, args.plot)
     return 0
 
 

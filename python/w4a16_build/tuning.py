@@ -50,9 +50,25 @@ def heuristic_table() -> dict:
     return json.loads(resources.files(__package__).joinpath("heuristics.json").read_text())
 
 
-def rank_by_heuristic(kernels: list[dict], m: int, n: int, sms: int) -> list[str]:
-    """Applicable kernels ordered by the first heuristic rule whose m_max covers m."""
+def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -> str | None:
+    """The table's measured tactic for the nearest measured shape (log distance in N and K) with
+    the same dtype, mode, group and M bucket, if the table has measured rows."""
+    rows = [r for r in heuristic_table().get("measured", [])
+            if r["dtype"] == dtype and r["mode"] == mode and r["group"] == group
+            and bucket_for(r["m"]) == bucket_for(m)]
+    if not rows:
+        return None
+    near = min(rows, key=lambda r: (abs(math.log(r["n"] / n)) + abs(math.log(r["k"] / k)), r["tactic"]))
+    return near["tactic"]
+
+
+def rank_by_heuristic(kernels: list[dict], m: int, n: int, sms: int, *, dtype: str | None = None,
+                      mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
+    """Applicable kernels ordered by the heuristic table: its measured choice for the nearest
+    measured shape first (when the table has measured rows), then by the first rule whose m_max
+    covers m."""
     rule = next(r for r in heuristic_table()["rules"] if r["m_max"] is None or m <= r["m_max"])
+    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None else None
 
     def key(k):
         fam_miss = (k["family"] != rule["family"]) + 2 * bool(k["max_m"] and k["max_m"] < m)
@@ -69,7 +85,11 @@ def rank_by_heuristic(kernels: list[dict], m: int, n: int, sms: int) -> list[str
             size = (-rows * tok, 0)
         return (fam_miss, round(size[0], 2), sched_miss, size[1], k["name"])
 
-    return [k["name"] for k in sorted(kernels, key=key)]
+    ranked = [k["name"] for k in sorted(kernels, key=key)]
+    if first in ranked:
+        ranked.remove(first)
+        ranked.insert(0, first)
+    return ranked
 
 
 def device_key(device: torch.device) -> tuple[str, int]:
@@ -226,7 +246,7 @@ def _select_uncached(dtype, mode, group, n, k, m, device, applicable):
         return picked[0]
     sms = _check_device(device)
     kernels = [_kernels()[t] for t in tactics(dtype, mode)]
-    for name in rank_by_heuristic(kernels, m, n, sms):
+    for name in rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k):
         if applicable(name):
             return name
     return None

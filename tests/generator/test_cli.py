@@ -116,3 +116,52 @@ def test_estimate(repo_root):
     assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
     r = run(repo_root, "--estimate", "--manifest", "minimal")
     assert "build time" in r.stdout and "wheel" in r.stdout
+
+
+def bench_doc(rows, dtype="fp16", mode="groupwise"):
+    return {"dtype": dtype, "mode": mode, "group": 128, "card": "H100", "rows": rows}
+
+
+def row(k, n, m, tactic, us):
+    return {"k": k, "n": n, "m": m, "tactic": tactic, "us": us}
+
+
+A = "fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk"
+B = "fp16_int4_groupwise_t128x256x64_c2x1_coop_persistent"
+C = "fp16_int4_groupwise_gemv_m8_r16_s4"
+
+
+def test_from_results_greedy_cover(repo_root, tmp_path):
+    import json as _json
+
+    from generator.manifest import parse
+
+    res = tmp_path / "r.json"
+    res.write_text(_json.dumps(bench_doc([
+        row(4096, 4096, 1, C, 10.0), row(4096, 4096, 1, A, 20.0),
+        row(4096, 4096, 64, A, 30.0), row(4096, 4096, 64, B, 30.5),   # A and B both within 3%
+        row(4096, 4096, 4096, B, 500.0), row(4096, 4096, 4096, A, 900.0),
+    ])))
+    out, heur = tmp_path / "m.yaml", tmp_path / "h.json"
+    r = run(repo_root, "--from-results", str(res), "--tolerance", "0.03", "--write-manifest", str(out),
+            "--write-heuristics", str(heur))
+    assert r.returncode == 0, r.stderr
+    m = parse(out.read_text(), str(out))
+    assert sorted(m.kernels) == sorted([B, C])           # B covers M=64 and M=4096; C covers M=1
+    assert m.gemv is None
+    table = _json.loads(heur.read_text())
+    assert {(x["m"], x["tactic"]) for x in table["measured"]} == {(1, C), (64, B), (4096, B)}
+    assert table["rules"], "the rules are kept"
+
+
+def test_from_results_rejects_bad_input(repo_root, tmp_path):
+    import json as _json
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(_json.dumps({"rows": []}))
+    r = run(repo_root, "--from-results", str(bad))
+    assert r.returncode == 2 and "not a benchmark result" in r.stderr
+    auto = tmp_path / "auto.json"
+    auto.write_text(_json.dumps(bench_doc([row(4096, 4096, 1, "auto", 1.0)])))
+    r = run(repo_root, "--from-results", str(auto))
+    assert r.returncode == 2 and "--tactic all" in r.stderr

@@ -113,3 +113,20 @@ def test_heuristic_ranking():
     # M = 64 on N = 4096: 32 tiles of 128 rows cannot fill 132 SMs -> stream-K, least padding.
     assert rank_by_heuristic(KS, 64, 4096, 132)[0] == "c64sk"
     assert rank_by_heuristic(KS, 4096, 8192, 132)[0] in ("c256", "c128x256")
+
+
+def test_measured_rows_come_first(monkeypatch):
+    import w4a16_build.tuning as t
+
+    table = dict(heuristic_table())
+    table["measured"] = [
+        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 4096, "m": 64, "tactic": "c64p", "us": 1},
+        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 8192, "n": 57344, "m": 64, "tactic": "c256", "us": 1},
+    ]
+    monkeypatch.setattr(t, "heuristic_table", lambda: table)
+    assert t.measured_choice("fp16", "groupwise", 128, 5000, 4096, 60) == "c64p"     # nearest shape, same bucket
+    assert t.measured_choice("fp16", "groupwise", 128, 50000, 8192, 64) == "c256"
+    assert t.measured_choice("fp16", "groupwise", 128, 4096, 4096, 1) is None       # no row in bucket 1
+    assert t.measured_choice("bf16", "groupwise", 128, 4096, 4096, 64) is None
+    r = t.rank_by_heuristic(KS, 64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)
+    assert r[0] == "c64p"
