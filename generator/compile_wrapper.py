@@ -4,19 +4,45 @@ CMake puts it in front of nvcc and the host compiler (CMAKE_<LANG>_COMPILER_LAUN
 
     python compile_wrapper.py --log BUILD/compile_log.jsonl -- [ccache] nvcc ... -o file.o
 
-It runs the command unchanged, then appends one JSON line to the log (under a
-file lock, as ninja runs several compiles at once). Build tooling only: it is
-not installed with the package.
+It runs the command, then appends one JSON line to the log (under a file lock,
+as ninja runs several compiles at once). One rewrite, for reproducible builds:
+a generated kernel file is compiled from a content-addressed copy
+(<tmp>/w4a16_build-src/<sha256>/<name>.cu), because nvcc hashes the source
+file's location into the names of internal device symbols; two checkouts in
+different directories then produce identical objects. Build tooling only: it
+is not installed with the package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+
+
+def stable_source(cmd: list[str]) -> list[str]:
+    """Point the compile of a generated kernel file at a content-addressed copy of it."""
+    if "-c" not in cmd[:-1]:
+        return cmd
+    i = cmd.index("-c") + 1
+    src = cmd[i]
+    if not (src.endswith(".cu") and os.sep + os.path.join("generated", "kernels") + os.sep in src):
+        return cmd
+    data = open(src, "rb").read()
+    d = os.path.join(tempfile.gettempdir(), "w4a16_build-src", hashlib.sha256(data).hexdigest()[:32])
+    dst = os.path.join(d, os.path.basename(src))
+    if not os.path.exists(dst):
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dst)  # atomic: concurrent builds write the same bytes
+    return cmd[:i] + [dst] + cmd[i + 1:]
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +50,7 @@ def main(argv: list[str]) -> int:
         print("usage: compile_wrapper.py --log FILE -- COMMAND...", file=sys.stderr)
         return 2
     log = argv[1]
-    cmd = argv[argv.index("--") + 1:]
+    cmd = stable_source(argv[argv.index("--") + 1:])
     t0 = time.monotonic()
     rc = subprocess.call(cmd)
     wall = time.monotonic() - t0
