@@ -41,11 +41,12 @@ def main():
         z = torch.zeros(n, k // 128, dtype=dt, device="cuda") if a.mode == "groupwise_zero" else None
         s = torch.ones(n, 1 if a.mode == "per_column" else k // 128, dtype=dt, device="cuda")
         p = w4a16_build.pack(q, s, z, mode=a.mode, dtype=dt)
-        every = bench.bench_ours(k, n, ms, a.dtype, a.mode, 128, "all")
+        ours = bench.OursBench(k, n, a.dtype, a.mode, 128)
         for m in ms:
             sel = selected_tactic(torch.zeros(m, k, dtype=dt, device="cuda"), p)
-            times = {t: sec for sec, t in every[m]}
-            best_s, best_t = every[m][0]
+            every = ours.time(m, "all")
+            times = {t: sec for sec, t, _ in every}
+            best_s, best_t, _ = every[0]
             sel_s = times[sel]
             rows.append(dict(k=k, n=n, m=m, selected=sel, fastest=best_t, fastest_us=best_s * 1e6,
                              selected_us=sel_s * 1e6, ratio=sel_s / best_s))

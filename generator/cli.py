@@ -22,6 +22,18 @@ from .paths import resolve_manifest
 from .pipeline import plan as make_plan
 
 
+def heuristics_text(table: dict) -> str:
+    """JSON with one line per rule and per measured row, so diffs of a re-derivation are readable."""
+    parts = []
+    for key, value in table.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            rows = ",\n".join("  " + json.dumps(v) for v in value)
+            parts.append(f" {json.dumps(key)}: [\n{rows}\n ]")
+        else:
+            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--manifest", default=os.environ.get("W4A16_MANIFEST") or "default",
@@ -37,6 +49,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.03,
                    help="with --from-results: allowed slowdown against the best measured tactic")
     p.add_argument("--write-manifest", metavar="YAML", help="with --from-results: write the manifest here")
+    p.add_argument("--name", default="derived", help="with --from-results: the derived manifest's name")
     p.add_argument("--write-heuristics", metavar="JSON",
                    help="with --from-results: write the heuristic table (rules kept, measured rows replaced)")
     p.add_argument("--estimate", action="store_true",
@@ -95,7 +108,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
 
 
 def _from_results(args) -> int:
-    from .derive import cover, load_points, manifest_text, measured_rows
+    from .derive import add_fallbacks, cover, load_points, manifest_text, measured_rows
 
     if not 0 <= args.tolerance < 1:
         print(f"error: --tolerance must be in [0, 1), got {args.tolerance}", file=sys.stderr)
@@ -105,8 +118,10 @@ def _from_results(args) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    chosen = cover(points, args.tolerance)
-    text = manifest_text(chosen, [os.path.basename(p) for p in args.from_results], args.tolerance, len(points))
+    covered = cover(points, args.tolerance)
+    chosen = add_fallbacks(points, covered)
+    text = manifest_text(chosen, [os.path.basename(p) for p in args.from_results], args.tolerance, len(points),
+                         name=args.name, n_fallbacks=len(chosen) - len(covered))
     if args.write_manifest:
         with open(args.write_manifest, "w") as f:
             f.write(text)
@@ -125,7 +140,7 @@ def _from_results(args) -> int:
         table["measured"] = measured_rows(points, chosen)
         table["measured_from"] = [os.path.basename(p) for p in args.from_results]
         with open(args.write_heuristics, "w") as f:
-            json.dump(table, f, indent=1)
-            f.write("\n")
-    print(f"{len(chosen)} kernels cover {len(points)} points within {100 * args.tolerance:g}%", file=sys.stderr)
+            f.write(heuristics_text(table))
+    print(f"{len(covered)} kernels cover {len(points)} points within {100 * args.tolerance:g}%; "
+          f"{len(chosen) - len(covered)} K=64 fallbacks added for group sizes below 128", file=sys.stderr)
     return 0

@@ -18,7 +18,15 @@ from .model import parse_name
 
 
 def load_points(paths: list[str]) -> dict[tuple, dict[str, float]]:
+    """{point: {tactic: microseconds}}, the fastest time each tactic got at each point.
+
+    Files from different runs (chunks of a sweep) are put on one scale through the fp16 cuBLAS
+    time each run took of the same point: a row's time is multiplied by
+    (first run's cuBLAS time / its own run's cuBLAS time) for that point, so a card that ran a
+    little faster or slower in one run does not decide which tactic wins.
+    """
     points: dict[tuple, dict[str, float]] = {}
+    ref_cublas: dict[tuple, float] = {}
     for p in paths:
         doc = json.loads(Path(p).read_text())
         for key in ("dtype", "mode", "group", "rows"):
@@ -28,11 +36,16 @@ def load_points(paths: list[str]) -> dict[tuple, dict[str, float]]:
         for r in doc["rows"]:
             pt = (doc["dtype"], doc["mode"], int(doc["group"]), int(r["k"]), int(r["n"]), int(r["m"]))
             t = r["tactic"]
-            if t in ("auto", ""):
+            if t in ("auto", "") or t.startswith("auto:"):
                 raise ValueError(f"{p}: rows name no tactic (run the benchmark with --tactic all)")
             parse_name(t)  # a row must name a real kernel
+            us = float(r["us"])
+            base = r.get("cublas_us")
+            if base:
+                ref = ref_cublas.setdefault(pt[3:], float(base))  # cuBLAS fp16 is per (K, N, M)
+                us *= ref / float(base)
             points.setdefault(pt, {})
-            points[pt][t] = min(points[pt].get(t, math.inf), float(r["us"]))
+            points[pt][t] = min(points[pt].get(t, math.inf), us)
     if not points:
         raise ValueError("no benchmark rows in " + ", ".join(paths))
     return points
@@ -54,6 +67,34 @@ def cover(points: dict[tuple, dict[str, float]], tolerance: float) -> list[str]:
     return sorted(chosen)
 
 
+def add_fallbacks(points: dict[tuple, dict[str, float]], chosen: list[str]) -> list[str]:
+    """The cover only knows the group size that was measured. Group sizes that K=128 tiles cannot
+    serve (a tile's K must divide the group: 64) still need a CUTLASS kernel at every M, so each
+    (dtype, groupwise mode) gets the K=64 tile with the best geomean ratio to the best time over
+    its points, unless the cover already holds a K=64 tile there."""
+    out = list(chosen)
+    pairs = sorted({(pt[0], pt[1]) for pt in points if pt[1] != "per_column"})
+    for dtype, mode in pairs:
+        cfgs = [parse_name(t) for t in out]
+        if any(c.family == "cutlass" and c.dtype.value == dtype and c.mode.value == mode
+               and c.tile.k == 64 for c in cfgs):
+            continue
+        score: dict[str, list[float]] = {}
+        for pt, ts in points.items():
+            if pt[:2] != (dtype, mode):
+                continue
+            best = min(ts.values())
+            for t, us in ts.items():
+                c = parse_name(t)
+                if c.family == "cutlass" and c.tile.k == 64:
+                    score.setdefault(t, []).append(math.log(us / best))
+        if score:
+            n_max = max(len(v) for v in score.values())
+            full = {t: v for t, v in score.items() if len(v) == n_max}
+            out.append(min(sorted(full), key=lambda t: sum(full[t]) / len(full[t])))
+    return sorted(out)
+
+
 def measured_rows(points: dict[tuple, dict[str, float]], chosen: list[str]) -> list[dict]:
     rows = []
     keep = set(chosen)
@@ -66,14 +107,16 @@ def measured_rows(points: dict[tuple, dict[str, float]], chosen: list[str]) -> l
     return rows
 
 
-def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_points: int) -> str:
+def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_points: int, *,
+                  name: str = "derived", n_fallbacks: int = 0) -> str:
     lines = [
-        "name: derived",
+        f"name: {name}",
         "description: >",
-        f"  Derived by `generate --from-results` (tolerance {tolerance:g}) from {', '.join(sources)}:",
-        f"  the smallest set (greedy cover) whose best tactic is within {100 * tolerance:g}% of the",
-        f"  best measured one at each of {n_points} (dtype, mode, group, shape, M) points.",
-        "kernels_per_file: 1",
+        f"  Derived by `python -m w4a16_build.generate --from-results` (tolerance {tolerance:g}) from",
+        f"  {', '.join(sources)}: a greedy set cover whose best tactic is within",
+        f"  {100 * tolerance:g}% of the best measured one at each of {n_points} (dtype, mode, group, shape, M)",
+        f"  points, plus {n_fallbacks} K=64 tile(s) so that group size 64 runs at every M.",
+        "kernels_per_file: 4",
         "gemv: false  # the GEMV kernels the data chose are listed by name below",
         "kernels:",
     ]

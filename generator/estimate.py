@@ -1,13 +1,16 @@
 """`--estimate`: predicted build time, memory per job and binary size of a plan.
 
-The per-kernel costs are measurements (this project's 2-core, 24 GB build
-machine, nvcc 13.0, sm_90a, -O3):
-- CUTLASS kernel: 69 s of one core (default manifest, 48 kernels: 27 min 41 s
-  with 2 jobs), 4.9 GB peak resident (one kernel under /usr/bin/time -v:
-  4.86 GB), 148 KB object, about 115 KB of the extension.
-- GEMV kernel: 5 s (4.4 s measured), 0.32 GB peak, 53 KB object, about 45 KB
-  of the extension.
-- Fixed: configure + binding + registry + link, about 40 s; 0.3 MB of extension.
+Costs are per generated file (shard), from measurements on this project's 2-core, 24 GB build
+machine (nvcc 13.0, sm_90a, -O3):
+- CUTLASS shard of n kernels: about 47 + 19 n seconds of one core and 3.6 + 1.4 n GB peak
+  (the largest seen; the mean is lower). Measured: one kernel alone 60 s / 4.86 GB
+  (`/usr/bin/time -v`); four kernels in one file 102 s / 7.65 GB (front end and host compile
+  are paid once per file: cudafe++ 11-16 s and host gcc 10-12 s of each file, cicc about
+  26 s + 11 s per kernel); the derived default (38 files of 1-4 kernels, 2 jobs): mean 66 / 84
+  / 92 / 120 s and largest 4.8 / 6.6 / 7.5 / 9.0 GB for files of 1 / 2 / 3 / 4 kernels.
+- GEMV kernel: 5 s (4.4 s measured), 0.32 GB peak, 53 KB object.
+- Extension: about 115 KB per CUTLASS kernel, 45 KB per GEMV kernel, 0.3 MB fixed.
+- Fixed: configure + binding + registry + link, about 40 s.
 The wheel compresses the extension to about 25% (default: 6.8 MB -> 1.7 MB).
 """
 
@@ -16,16 +19,26 @@ from __future__ import annotations
 import math
 import os
 
-from .pipeline import Plan
+from .pipeline import Plan, Shard
 
-COSTS = {
-    "cutlass": {"cpu_s": 69.0, "peak_gb": 4.9, "so_kb": 115.0},
-    "gemv": {"cpu_s": 5.0, "peak_gb": 0.32, "so_kb": 45.0},
-}
+SO_KB = {"cutlass": 115.0, "gemv": 45.0}
 FIXED_S = 40.0
 BASE_SO_MB = 0.3
 WHEEL_RATIO = 0.25
-GB_PER_JOB = 4.5  # the job pool's budget per compile (CMakeLists.txt)
+
+
+def shard_cost(sh: Shard) -> tuple[float, float]:
+    """(CPU seconds, peak GB) to compile one generated file."""
+    n = len(sh.kernels)
+    if sh.kernels[0].family == "cutlass":
+        return 47.0 + 19.0 * n, 3.6 + 1.4 * n
+    return 5.0 * n, 0.3 + 0.05 * n
+
+
+def gb_per_job(plan: Plan) -> float:
+    """Memory the build's job pool budgets per compile: the largest shard's peak (CMakeLists.txt
+    reads it from manifest.json), at least the 4.5 GB of one CUTLASS kernel with some margin."""
+    return round(max([4.5] + [shard_cost(sh)[1] for sh in plan.shards]), 2)
 
 
 def machine() -> tuple[int, float]:
@@ -45,18 +58,20 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
     c, m = machine()
     cores = cores or c
     mem_gb = mem_gb or m
-    counts = {fam: sum(1 for k in plan.kernels if k.family == fam) for fam in COSTS}
-    jobs = max(1, min(cores, int(mem_gb // GB_PER_JOB) if mem_gb else cores))
-    cpu_s = sum(counts[f] * COSTS[f]["cpu_s"] for f in COSTS)
-    # Wall time: the kernels spread over the jobs, but no faster than the slowest single kernel.
-    slowest = max((COSTS[f]["cpu_s"] for f in COSTS if counts[f]), default=0.0)
-    wall_s = FIXED_S + max(cpu_s / jobs, slowest)
-    peak = max((COSTS[f]["peak_gb"] for f in COSTS if counts[f]), default=0.0)
-    so_mb = BASE_SO_MB + sum(counts[f] * COSTS[f]["so_kb"] for f in COSTS) / 1024
+    counts = {fam: sum(1 for k in plan.kernels if k.family == fam) for fam in SO_KB}
+    per_job = gb_per_job(plan)
+    jobs = max(1, min(cores, int(mem_gb // per_job) if mem_gb else cores))
+    costs = [shard_cost(sh) for sh in plan.shards]
+    cpu_s = sum(t for t, _ in costs)
+    # Wall time: the files spread over the jobs, but no faster than the slowest single file.
+    wall_s = FIXED_S + max(cpu_s / jobs, max((t for t, _ in costs), default=0.0))
+    peak = max((g for _, g in costs), default=0.0)
+    so_mb = BASE_SO_MB + sum(counts[f] * SO_KB[f] for f in SO_KB) / 1024
     return {
-        "manifest": plan.manifest.name, "kernels": counts, "cores": cores, "memory_gb": round(mem_gb, 1),
-        "jobs": jobs, "cpu_seconds": round(cpu_s), "wall_seconds": round(wall_s),
-        "peak_gb_per_job": peak, "peak_gb_total": round(min(jobs, sum(counts.values()) or 1) * peak, 1),
+        "manifest": plan.manifest.name, "kernels": counts, "files": len(plan.shards), "cores": cores,
+        "memory_gb": round(mem_gb, 1), "jobs": jobs, "gb_per_job": per_job, "cpu_seconds": round(cpu_s),
+        "wall_seconds": round(wall_s), "peak_gb_per_job": round(peak, 1),
+        "peak_gb_total": round(sum(sorted((g for _, g in costs), reverse=True)[:jobs]), 1),
         "extension_mb": round(so_mb, 1), "wheel_mb": round(so_mb * WHEEL_RATIO, 1),
     }
 
@@ -64,8 +79,8 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
 def format_estimate(e: dict) -> str:
     mins = e["wall_seconds"] / 60
     return (f"manifest {e['manifest']}: {e['kernels']['cutlass']} CUTLASS + {e['kernels']['gemv']} GEMV kernels\n"
-            f"  this machine: {e['cores']} cores, {e['memory_gb']} GB -> {e['jobs']} parallel compiles "
-            f"(~{GB_PER_JOB} GB each)\n"
+            f"  in {e['files']} files; this machine: {e['cores']} cores, {e['memory_gb']} GB -> "
+            f"{e['jobs']} parallel compiles (~{e['gb_per_job']} GB each)\n"
             f"  build time  ~{math.ceil(mins)} min ({e['cpu_seconds']} CPU-seconds of compiles)\n"
             f"  peak memory ~{e['peak_gb_per_job']} GB per job, ~{e['peak_gb_total']} GB at once\n"
             f"  extension   ~{e['extension_mb']} MB, wheel ~{e['wheel_mb']} MB")

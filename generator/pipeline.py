@@ -8,6 +8,7 @@ the same manifest always gives the same plan (and byte-identical files).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Iterable
 
 from . import rules
@@ -79,18 +80,32 @@ def filter_configs(configs: Iterable[KernelConfig], include: Iterable[str] = (),
     return kept, dropped
 
 
+def starts_shard(name: str, per_file: int) -> bool:
+    """A content-defined boundary: about one kernel in `per_file` starts a new file, chosen
+    by a hash of its own name, so adding or removing a kernel changes only the file it lands
+    in (and at most the one after it), not every file after it in name order."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % per_file == 0
+
+
 def shard(configs: Iterable[Config], per_file: int) -> list[Shard]:
-    """Fixed-size groups of one family each, in name order. One kernel per
-    file is named after the kernel, so adding or removing a kernel touches no
-    other file."""
+    """Groups of at most `per_file` kernels of one family each, in name order.
+
+    One kernel per file is named after the kernel. Larger groups close at a content-defined
+    boundary (`starts_shard`) or when full, and are named after their first kernel, so a
+    manifest edit recompiles only the shard it touches.
+    """
     out = []
     for family in ("cutlass", "gemv"):
         fam = sorted((c for c in configs if c.family == family), key=lambda c: c.name)
         if per_file == 1:
             out += [Shard(f"{c.name}.cu", (c,)) for c in fam]
-        else:
-            out += [Shard(f"{family}_shard_{i // per_file:04d}.cu", tuple(fam[i:i + per_file]))
-                    for i in range(0, len(fam), per_file)]
+            continue
+        groups: list[list[Config]] = []
+        for c in fam:
+            if not groups or len(groups[-1]) == per_file or starts_shard(c.name, per_file):
+                groups.append([])
+            groups[-1].append(c)
+        out += [Shard(f"{g[0].name}__shard.cu", tuple(g)) for g in groups]
     return out
 
 

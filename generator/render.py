@@ -2,7 +2,8 @@
 
 Output tree (always inside the build tree, never the source tree):
 
-    OUT/kernels/<kernel name>.cu   one per shard (kernels_per_file kernels each)
+    OUT/kernels/<kernel name>.cu   one per shard: the kernel's name, or <first kernel>__shard.cu
+                                   for up to kernels_per_file kernels
     OUT/registry.cpp               the table of every kernel, with the manifest hash
     OUT/sources.txt                the .cu/.cpp files CMake compiles, one per line
     OUT/manifest.json              the plan: manifest name, sha256, kernels
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 from .paths import display_path, templates_dir
+from .estimate import gb_per_job
 from .pipeline import Plan
 
 MANAGED_SUFFIXES = (".cu",)
@@ -63,6 +65,8 @@ def plan_json(plan: Plan) -> dict:
         "manifest_path": display_path(m.path),
         "manifest_sha256": m.sha256,
         "count": len(plan.kernels),
+        "kernels_per_file": m.kernels_per_file,
+        "mib_per_job": round(gb_per_job(plan) * 1024),  # CMakeLists.txt sizes its compile job pool by it
         "kernels": [k.to_dict() for k in plan.kernels],
     }
 

@@ -19,29 +19,56 @@ def n_copies(bytes_per_copy: int, device=None) -> int:
     return max(2, math.ceil(4 * l2 / max(bytes_per_copy, 1)))
 
 
-def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) -> float:
-    """Seconds per call of fn_per_copy(i), i over the copies."""
-    for i in range(copies):  # warm-up (workspace, function attributes, selection) outside capture
-        fn_per_copy(i)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        with torch.cuda.graph(g, stream=s):
-            for i in range(copies):
-                fn_per_copy(i)
-    torch.cuda.current_stream().wait_stream(s)
-    g.replay()
-    torch.cuda.synchronize()
-    best = math.inf
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    for _ in range(repeats):
-        start.record()
+class GraphTimer:
+    """One call per weight copy captured in a CUDA graph; `round()` times `replays` replays.
+
+    Rounds of two timers can be interleaved (see `time_pair`) so that both see the same clock
+    and power state of the card."""
+
+    def __init__(self, fn_per_copy, copies: int):
+        self.copies = copies
+        for i in range(copies):  # warm-up (workspace, function attributes, selection) outside capture
+            fn_per_copy(i)
+        torch.cuda.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            with torch.cuda.graph(self.graph, stream=s):
+                for i in range(copies):
+                    fn_per_copy(i)
+        torch.cuda.current_stream().wait_stream(s)
+        self.graph.replay()
+        torch.cuda.synchronize()
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def round(self, replays: int = 20) -> float:
+        """Seconds per call, over `replays` replays of the graph."""
+        self.start.record()
         for _ in range(replays):
-            g.replay()
-        end.record()
-        end.synchronize()
-        best = min(best, start.elapsed_time(end) / 1e3 / (replays * copies))
-    del g
+            self.graph.replay()
+        self.end.record()
+        self.end.synchronize()
+        return self.start.elapsed_time(self.end) / 1e3 / (replays * self.copies)
+
+
+def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) -> float:
+    """Seconds per call of fn_per_copy(i), i over the copies: the best of `repeats` rounds."""
+    timer = GraphTimer(fn_per_copy, copies)
+    best = min(timer.round(replays) for _ in range(repeats))
+    del timer
     return best
+
+
+def time_pair(fn_a, copies_a: int, fn_b, copies_b: int, replays: int = 20,
+              repeats: int = 3) -> tuple[float, float]:
+    """Best-of-`repeats` seconds per call of two functions whose rounds alternate (a, b, a, b, ...),
+    so a ratio of the two is not skewed by the card's clock changing between them."""
+    ta, tb = GraphTimer(fn_a, copies_a), GraphTimer(fn_b, copies_b)
+    best_a = best_b = math.inf
+    for _ in range(repeats):
+        best_a = min(best_a, ta.round(replays))
+        best_b = min(best_b, tb.round(replays))
+    del ta, tb
+    return best_a, best_b

@@ -17,8 +17,8 @@ def test_list_default(repo_root):
     r = run(repo_root, "--list", "--manifest", "default")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "72 kernels (manifest default)"
-    assert len(lines) == 73 and all("_int4_" in x for x in lines[:-1])
+    assert lines[-1] == "89 kernels (manifest default)"
+    assert len(lines) == 90 and all("_int4_" in x for x in lines[:-1])
 
 
 def test_list_is_fast(repo_root):
@@ -112,7 +112,8 @@ def test_estimate(repo_root):
     r = run(repo_root, "--estimate", "--manifest", "default", "--json")
     assert r.returncode == 0, r.stderr
     e = _json.loads(r.stdout)
-    assert e["kernels"] == {"cutlass": 48, "gemv": 24}
+    assert e["kernels"] == {"cutlass": 69, "gemv": 20}
+    assert e["files"] < 89 and e["gb_per_job"] > 4.5  # four kernels per file: fewer, larger compiles
     assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
     r = run(repo_root, "--estimate", "--manifest", "minimal")
     assert "build time" in r.stdout and "wheel" in r.stdout
@@ -165,3 +166,37 @@ def test_from_results_rejects_bad_input(repo_root, tmp_path):
     auto.write_text(_json.dumps(bench_doc([row(4096, 4096, 1, "auto", 1.0)])))
     r = run(repo_root, "--from-results", str(auto))
     assert r.returncode == 2 and "--tactic all" in r.stderr
+
+
+def test_from_results_puts_runs_on_one_scale(tmp_path):
+    """Two chunks of a sweep ran at different card speeds: their cuBLAS times say by how much."""
+    import json as _json
+
+    from generator.derive import load_points
+
+    fast, slow = tmp_path / "a.json", tmp_path / "b.json"
+    r1 = dict(row(4096, 4096, 64, A, 30.0), cublas_us=100.0)
+    r2 = dict(row(4096, 4096, 64, B, 33.0), cublas_us=110.0)  # same speed as A once scaled by 100/110
+    fast.write_text(_json.dumps(bench_doc([r1])))
+    slow.write_text(_json.dumps(bench_doc([r2])))
+    pts = load_points([str(fast), str(slow)])
+    (times,) = pts.values()
+    assert times[A] == 30.0 and abs(times[B] - 30.0) < 1e-9
+
+
+def test_from_results_adds_a_k64_tile_for_group_64(tmp_path):
+    import json as _json
+
+    from generator.derive import add_fallbacks, cover, load_points
+
+    K128 = "fp16_int4_groupwise_t128x16x128_c1x1_coop_streamk"
+    res = tmp_path / "r.json"
+    res.write_text(_json.dumps(bench_doc([
+        row(4096, 4096, 64, K128, 10.0), row(4096, 4096, 64, A, 12.0), row(4096, 4096, 64, B, 20.0),
+        row(4096, 4096, 4096, K128, 100.0), row(4096, 4096, 4096, A, 150.0), row(4096, 4096, 4096, B, 110.0),
+    ])))
+    pts = load_points([str(res)])
+    covered = cover(pts, 0.03)
+    assert covered == [K128]                       # no K=64 tile: group size 64 would have no kernel
+    chosen = add_fallbacks(pts, covered)
+    assert chosen == sorted([K128, A])             # A: best geomean ratio of the K=64 tiles (1.34 vs 1.48)

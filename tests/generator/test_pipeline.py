@@ -62,11 +62,27 @@ def test_manifest_include_exclude():
 
 
 @pytest.mark.parametrize("kpf", [1, 2, 4])
-def test_shards_are_fixed_size_and_cover_everything(kpf):
+def test_shards_are_bounded_and_cover_everything(kpf):
     p = plan(small(kpf))
     assert sum(len(s.kernels) for s in p.shards) == len(p.kernels)
-    assert all(len(s.kernels) == kpf for s in p.shards[:-1])
+    assert all(1 <= len(s.kernels) <= kpf for s in p.shards)
     assert [k.name for s in p.shards for k in s.kernels] == p.names
+
+
+def test_adding_a_kernel_touches_few_shards():
+    m = load(resolve_manifest("full"))
+    names = [n for n in plan(m).names if n.startswith("fp16_int4_groupwise_t")]
+    cfgs = [KernelConfig.from_name(n) for n in names]
+    base = cfgs[::2]
+    before = {(s.filename, s.kernels) for s in shard(base, 4)}
+    changed = []
+    for extra in cfgs[1::2]:
+        after = {(s.filename, s.kernels) for s in shard(base + [extra], 4)}
+        changed.append(len({f for f, _ in before ^ after}))  # files rewritten, added or removed
+    # Index-based groups would rewrite every file after the insertion point (~15 on average).
+    assert sum(changed) / len(changed) < 3 and max(changed) <= 6
+    sizes = [len(s.kernels) for s in shard(cfgs, 4)]
+    assert sum(sizes) / len(sizes) > 2.5  # content-defined boundaries still fill the files
 
 
 def test_one_kernel_per_file_is_named_after_the_kernel():
@@ -84,7 +100,7 @@ def test_render_is_deterministic(tmp_path):
     render(plan(m), tmp_path / "b")
     a, b = read_tree(tmp_path / "a"), read_tree(tmp_path / "b")
     assert a == b
-    assert len([f for f in a if f.startswith("kernels/")]) == 48 + 24
+    assert len([f for f in a if f.startswith("kernels/")]) == len(plan(m).shards) < len(plan(m).kernels)
 
 
 def test_render_contents(tmp_path):
@@ -134,7 +150,7 @@ def test_gemv_shards_use_the_gemv_template(tmp_path):
     assert all(len(f) == 1 for f in fams), "a shard mixes families"
     render(p, tmp_path)
     gemv_files = [s.filename for s in p.shards if s.kernels[0].family == "gemv"]
-    assert gemv_files == ["gemv_shard_0000.cu"]
+    assert len(gemv_files) == 1 and gemv_files[0].endswith("__shard.cu")
     text = (tmp_path / "kernels" / gemv_files[0]).read_text()
     assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 1, 1, 8>" in text
     assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 2, 1, 8>" in text

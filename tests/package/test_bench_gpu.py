@@ -1,0 +1,42 @@
+"""`python -m w4a16_build.bench` end to end on a small shape (GPU)."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+import w4a16_build  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+def run_bench(tmp_path, *args):
+    from w4a16_build.bench import main
+
+    out = tmp_path / "b.json"
+    assert main(["--shapes", "1024x4096", "--m", "1,64", "--json", str(out), *args]) == 0
+    return json.loads(out.read_text())
+
+
+def test_auto_records_the_selected_kernel(tmp_path):
+    doc = run_bench(tmp_path, "--tactic", "auto")
+    names = {k["name"] for k in w4a16_build.list_kernels()}
+    assert doc["card"] and len(doc["rows"]) == 2
+    for r in doc["rows"]:
+        assert r["tactic"].startswith("auto:") and r["tactic"][5:] in names
+        assert r["us"] > 0 and r["cublas_us"] > 0 and r["speedup"] == pytest.approx(r["cublas_us"] / r["us"])
+
+
+def test_all_with_screen_then_derive(tmp_path):
+    import subprocess
+    import sys
+
+    doc = run_bench(tmp_path, "--tactic", "all", "--screen", "0.25")
+    for m in (1, 64):
+        rows = [r for r in doc["rows"] if r["m"] == m]
+        assert rows[0]["rank"] == 0 and not rows[0]["screened"]
+        assert len({r["tactic"] for r in rows}) == len(rows) > 1    # every applicable tactic, once
+    r = subprocess.run([sys.executable, "-m", "w4a16_build.generate", "--from-results", str(tmp_path / "b.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "kernels:" in r.stdout and "cover 2 points" in r.stderr
