@@ -24,7 +24,7 @@ import time
 import torch
 
 from . import W4A16Error, build_info, gemm, pack, quantize, tactics
-from .runner import _check_device, _kernels, selected_tactic
+from .runner import _check_device, _kernels, pointers, selected_tactic
 from .timing import n_copies, time_graph, time_pair
 
 # shared/BENCHMARKING.md: K x N of one linear layer each.
@@ -54,8 +54,7 @@ def applicable(names, x, p, sms) -> list[str]:
 
     C = ext()
     m = x.numel() // p.k
-    ptrs = dict(x=x.data_ptr(), w=p.qweight.data_ptr(), scales=p.scales.data_ptr(),
-                zeros=0 if p.zeros is None else p.zeros.data_ptr(), out=x.data_ptr())
+    ptrs = pointers(x, p, x)  # out: any address with x's alignment will do for the check
     return [t for t in names if C.can_implement(t, m, p.n, p.k, p.group_size, **ptrs, sm_count=sms) == 0]
 
 

@@ -88,6 +88,15 @@ def _tensor_check(name, t, device, dtype=None, shape=None):
         raise ValueError(f"{name} data must be {ALIGN}-byte aligned (address {t.data_ptr():#x})")
 
 
+def pointers(x: torch.Tensor, packed: PackedWeight, out: torch.Tensor,
+             bias: torch.Tensor | None = None) -> dict[str, int]:
+    """The addresses the extension's can_implement / workspace_size / run take (they check
+    alignment, so the real tensors' addresses are passed even where nothing is read)."""
+    return dict(x=x.data_ptr(), w=packed.qweight.data_ptr(), scales=packed.scales.data_ptr(),
+                zeros=0 if packed.zeros is None else packed.zeros.data_ptr(),
+                bias=0 if bias is None else bias.data_ptr(), out=out.data_ptr())
+
+
 def selected_tactic(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None) -> str:
     """The tactic gemm(x, packed, bias) would run, after the same checks; runs nothing."""
     return gemm(x, packed, bias, _dry_run=True)
@@ -134,9 +143,7 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
 
     x2 = x.reshape(m, k)
     out_t = out if out is not None else torch.empty(lead + (n,), dtype=x.dtype, device=device)
-    ptrs = dict(x=x2.data_ptr(), w=packed.qweight.data_ptr(), scales=packed.scales.data_ptr(),
-                zeros=0 if packed.zeros is None else packed.zeros.data_ptr(),
-                bias=0 if bias is None else bias.data_ptr(), out=out_t.data_ptr())
+    ptrs = pointers(x2, packed, out_t, bias)
     C = ext()
     problem = (m, n, k, packed.group_size)
 

@@ -131,7 +131,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     """
     from . import pack, quantize
     from ._ext import build_info, ext
-    from .runner import W4A16Error, _check_device, _kernels, gemm, tactics
+    from .runner import W4A16Error, _check_device, _kernels, gemm, pointers, tactics
 
     if isinstance(dtype, torch.dtype):
         dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
@@ -168,8 +168,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
                 break
             x = torch.randn(m, k, device=device, dtype=dt)
             out = torch.empty(m, n, device=device, dtype=dt)
-            ptrs = dict(x=x.data_ptr(), w=base.qweight.data_ptr(), scales=base.scales.data_ptr(),
-                        zeros=0 if base.zeros is None else base.zeros.data_ptr(), out=out.data_ptr())
+            ptrs = pointers(x, base, out)
             timings = {}
             for t in names:
                 st = C.can_implement(t, m, n, k, group, **ptrs, sm_count=sms)
