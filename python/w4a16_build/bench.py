@@ -112,14 +112,17 @@ class OursBench:
         x = torch.randn(m, k, device="cuda", dtype=self.dt)
         y = torch.empty(m, n, device="cuda", dtype=self.dt)
         cands = applicable(tactics(self.dtype, self.mode), x, self.base, self.sms)
+
+        def timed_or_none(t, **kw):
+            try:
+                return time_graph(lambda i: gemm(x, packs[i], tactic=t, out=y), self.copies, **kw)
+            except W4A16Error as e:  # a refusal is a result; a CUDA fault is not caught
+                print(f"warning: {t} at M={m}, {k}x{n}: {e}", file=sys.stderr)
+                return None
+
         quick = {}
         if screen is not None and len(cands) > 1:
-            for t in cands:
-                try:
-                    quick[t] = time_graph(lambda i: gemm(x, packs[i], tactic=t, out=y), self.copies,
-                                          replays=2, repeats=1)
-                except W4A16Error as e:
-                    print(f"warning: {t} at M={m}, {k}x{n}: {e}", file=sys.stderr)
+            quick = {t: sec for t in cands if (sec := timed_or_none(t, replays=2, repeats=1)) is not None}
             cands = list(quick)
             if not quick:
                 return []
@@ -129,12 +132,9 @@ class OursBench:
             if quick and quick[t] > fastest * (1 + screen):
                 timed.append((quick[t], t, True))
                 continue
-            try:
-                sec = time_graph(lambda i: gemm(x, packs[i], tactic=t, out=y), self.copies)
-            except W4A16Error as e:  # a refusal is a result; a CUDA fault is not caught
-                print(f"warning: {t} at M={m}, {k}x{n}: {e}", file=sys.stderr)
-                continue
-            timed.append((sec, t, False))
+            sec = timed_or_none(t)
+            if sec is not None:
+                timed.append((sec, t, False))
         timed.sort(key=lambda r: (r[2], r[0], r[1]))
         return timed
 
