@@ -162,3 +162,47 @@ def test_imported_layer_on_gpu(fmt):
     ref = x.float() @ reference(q, z, s, g_idx).cuda().t()
     err = ((mod(x).float() - ref).norm() / ref.norm()).item()
     assert err < 2e-3, err
+
+
+def test_prefix_matches_whole_names():
+    """Issue 12 item 8: prefix="model.layers.1" also took layers 10 and 11."""
+    q, z, s = sample(seed=9)
+    qw, qz = gptq_pack(q, z)
+    tensors = {}
+    for i in (1, 10, 11):
+        tensors.update({f"model.layers.{i}.mlp.qweight": qw, f"model.layers.{i}.mlp.qzeros": qz,
+                        f"model.layers.{i}.mlp.scales": s.t().contiguous()})
+    assert list(w4a16_build.load_quantized(tensors, prefix="model.layers.1")) == ["mlp"]
+    assert list(w4a16_build.load_quantized(tensors, prefix="model.layers.1.")) == ["mlp"]
+    assert list(w4a16_build.load_quantized(tensors, prefix="model.layers.1.mlp")) == [""]
+    assert sorted(w4a16_build.load_quantized(tensors, prefix="model.layers")) == [
+        "1.mlp", "10.mlp", "11.mlp"]
+    assert list(w4a16_build.load_quantized(tensors, prefix="model.lay")) == []
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_act_order_survives_a_state_dict_round_trip(strict):
+    """Item 8: input_perm was not restored by load_state_dict (strict raised, non-strict dropped
+    it silently: wrong outputs)."""
+    q, z, s = sample(seed=10)
+    gen = torch.Generator().manual_seed(11)
+    g_idx = (torch.arange(256) // 64)[torch.randperm(256, generator=gen)].to(torch.int32)
+    qw, qz = gptq_pack(q, z)
+    mod = w4a16_build.layer_from_gptq(qw, qz, s.t().contiguous(), g_idx)
+    fresh = w4a16_build.W4A16Linear(256, 32, bias=False, group_size=64, mode="groupwise_zero")
+    fresh.load_state_dict(mod.state_dict(), strict=strict)
+    assert fresh.input_perm is not None and torch.equal(fresh.input_perm, mod.input_perm)
+    x = torch.randn(3, 256)
+    w = dequantize_packed(fresh.packed)
+    y_ref = x @ reference(q, z, s, g_idx).t()
+    assert torch.allclose(x[:, fresh.input_perm] @ w.t(), y_ref, atol=1e-2 * y_ref.abs().max())
+
+
+def test_bad_input_perm_is_refused():
+    lin = w4a16_build.W4A16Linear(256, 32, bias=False, group_size=64, mode="groupwise_zero")
+    with pytest.raises(ValueError, match="permutation"):
+        lin.set_input_perm(torch.zeros(256, dtype=torch.int64))
+    sd = lin.state_dict()
+    sd["input_perm"] = torch.arange(256) + 1
+    with pytest.raises((ValueError, RuntimeError), match="permutation"):
+        lin.load_state_dict(sd)

@@ -132,3 +132,84 @@ def test_measured_rows_come_first(monkeypatch):
     assert t.measured_choice("bf16", "groupwise", 128, 4096, 4096, 64) is None
     r = t.rank_by_heuristic(KS, 64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)
     assert r[0] == "c64p"
+
+
+# ---------------------------------------------------- a bad cache costs speed, never correctness
+
+
+def test_non_ascii_digit_bucket_keys_are_dropped(tmp_path):
+    """Issue 12 item 6: "²" passes str.isdigit() and then int() raised in every lookup."""
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"format": FORMAT, "entries": {
+        "k": {"²": {"tactic": "a", "us": 1.0}, "4": {"tactic": "b", "us": 2.0}, "-1": {"tactic": "c", "us": 1.0},
+              "0": {"tactic": "d", "us": 1.0}, "٣": {"tactic": "e", "us": 1.0}}}}))
+    assert TuneCache(path).lookup("k") == {4: ("b", 2.0)}
+
+
+def test_update_keeps_entries_it_could_not_read(tmp_path, monkeypatch):
+    """Item 6: an OSError while update() re-reads the file rewrote it with the new key only."""
+    from pathlib import Path
+
+    path = tmp_path / "t.json"
+    c = TuneCache(path)
+    c.update("old", {1: ("t", 1.0)})
+    real = Path.read_text
+
+    def flaky(self, *a, **k):
+        if self == path:
+            raise OSError(5, "Input/output error")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", flaky)
+    with pytest.warns(UserWarning):
+        c.update("new", {2: ("u", 2.0)})
+    monkeypatch.setattr(Path, "read_text", real)
+    assert c.lookup("old") == {1: ("t", 1.0)}
+
+
+def test_foreign_format_file_is_not_overwritten(tmp_path):
+    """A cache written by another version of the format is left alone (its owner may need it)."""
+    path = tmp_path / "t.json"
+    other = json.dumps({"format": "w4a16_build.tune/2", "entries": {"x": 1}})
+    path.write_text(other)
+    c = TuneCache(path)
+    with pytest.warns(UserWarning):
+        c.update("k", {1: ("t", 1.0)})
+    assert path.read_text() == other
+
+
+def test_cache_file_permissions_follow_the_umask(tmp_path):
+    """Item 6: the file was created 0600 (mkstemp), so another user silently lost the cache."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        TuneCache(tmp_path / "t.json").update("k", {1: ("t", 1.0)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "t.json").stat().st_mode) == 0o644
+
+
+KILLED = """
+import json, os, signal, sys
+from w4a16_build.tune_cache import TuneCache
+real = json.dump
+def die(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+json.dump = die
+TuneCache(sys.argv[1]).update("k2", {1: ("t", 1.0)})
+"""
+
+
+def test_killed_writers_leave_no_temporary_files_behind(tmp_path):
+    """Item 6: a writer killed between creating its temporary file and the rename left it there."""
+    path = tmp_path / "t.json"
+    TuneCache(path).update("k1", {1: ("t", 1.0)})
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", KILLED, str(path)], timeout=120)
+        assert r.returncode != 0
+    assert len(list(tmp_path.iterdir())) > 2          # the killed writers' leftovers are there
+    TuneCache(path).update("k3", {1: ("t", 1.0)})     # the next writer cleans them up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.json.lock"]
+    assert set(TuneCache(path).read()) == {"k1", "k3"}
