@@ -56,8 +56,11 @@ const void* ptr(T v) { return reinterpret_cast<const void*>(static_cast<uintptr_
 
 GemmArgs make_args(int m, int n, int k, int group_size, uintptr_t x, uintptr_t w, uintptr_t scales,
                    uintptr_t zeros, uintptr_t bias, uintptr_t out, uintptr_t workspace,
-                   size_t workspace_bytes, uintptr_t stream, int sm_count) {
+                   size_t workspace_bytes, uintptr_t stream, int sm_count, int64_t ld_out,
+                   int64_t ld_scales) {
   GemmArgs a;
+  a.ld_out = ld_out;
+  a.ld_scales = ld_scales;
   a.m = m; a.n = n; a.k = k; a.group_size = group_size;
   a.x = ptr(x); a.w = ptr(w); a.scales = ptr(scales); a.zeros = ptr(zeros); a.bias = ptr(bias);
   a.out = const_cast<void*>(ptr(out));
@@ -92,33 +95,37 @@ PYBIND11_MODULE(_C, m) {
   }, "Facts fixed when the extension was built.");
 
   m.def("status_string", [](int s) { return std::string(w4a16::status_string(static_cast<w4a16::Status>(s))); });
+  m.def("last_launch_error", [] { return std::string(w4a16::last_launch_error()); },
+        "The CUDA error of this thread's last refused launch.");
 
   // Problem arguments shared by the three calls below.
 #define W4A16_PROBLEM_ARGS py::arg("name"), py::arg("m"), py::arg("n"), py::arg("k"), \
     py::arg("group_size"), py::arg("x") = 0, py::arg("w") = 0, py::arg("scales") = 0,      \
-    py::arg("zeros") = 0, py::arg("bias") = 0, py::arg("out") = 0, py::arg("sm_count") = 0
+    py::arg("zeros") = 0, py::arg("bias") = 0, py::arg("out") = 0, py::arg("sm_count") = 0,        \
+    py::arg("ld_out") = 0, py::arg("ld_scales") = 0
 
   m.def("can_implement",
         [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count) {
+           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds) {
           const KernelEntry& e = lookup(name);
-          return static_cast<int>(e.can_implement(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count)));
+          return static_cast<int>(
+              e.can_implement(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count, ldo, lds)));
         }, W4A16_PROBLEM_ARGS,
         "Status code (0 = success) of the kernel's can_implement for a problem; pointers only matter for alignment.");
 
   m.def("workspace_size",
         [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count) {
+           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds) {
           const KernelEntry& e = lookup(name);
-          return e.workspace_size(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count));
+          return e.workspace_size(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count, ldo, lds));
         }, W4A16_PROBLEM_ARGS, "Workspace bytes the kernel needs for a problem.");
 
   m.def("run",
         [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, uintptr_t ws,
-           size_t ws_bytes, uintptr_t stream) {
+           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds,
+           uintptr_t ws, size_t ws_bytes, uintptr_t stream) {
           const KernelEntry& e = lookup(name);
-          GemmArgs a = make_args(mm, n, k, g, x, w, s, z, b, o, ws, ws_bytes, stream, sm_count);
+          GemmArgs a = make_args(mm, n, k, g, x, w, s, z, b, o, ws, ws_bytes, stream, sm_count, ldo, lds);
           py::gil_scoped_release release;
           return static_cast<int>(e.run(a));
         }, W4A16_PROBLEM_ARGS, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,

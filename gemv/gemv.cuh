@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <unordered_set>
 
 #include "w4a16/gemm_args.h"
 
@@ -37,6 +38,10 @@ constexpr int kChunkK = 64;               // k per warp step: 4 atoms, 512 bytes
 constexpr int kChunkBytes = 512;
 constexpr int kXPad = 8;                  // halves of padding per x row: conflict-free ldmatrix
 constexpr int kMaxCluster = 16;           // non-portable cluster size limit on SM90
+// The one dynamic shared-memory limit of every GEMV plan: the launcher raises
+// each kernel's limit to exactly this on every device it runs on, and a plan
+// that needs more takes more K splits instead (SM90 opt-in maximum: 227 KiB).
+constexpr int kMaxSmemBytes = 220 * 1024;
 // Shared memory for x: the CTA's whole K slice stays resident. 64 KiB of x
 // lets 2 CTAs (16 warps) share an SM next to the weight rings.
 constexpr int kXSmemBytes = 64 * 1024;
@@ -172,6 +177,8 @@ struct Params {
   const void* bias;
   void* out;
   int m, n, k, group_size;
+  int64_t ld_out;    // elements between token rows of out
+  int64_t ld_scales; // elements between scale (and zero) groups
   int splits;        // CTAs per cluster sharing one row group (split K)
   int xs_stride;     // halves per token row of x in shared memory
   int xs_bytes;      // bytes of the x region (128-aligned)
@@ -298,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Params p) {
       for (int i = threadIdx.x; i < ng * (kRowsPerCta / 8); i += kThreads) {
         const int gl = i / (kRowsPerCta / 8), piece = i % (kRowsPerCta / 8);
         const bool valid = row0 + piece * 8 < p.n;
-        const int64_t off = static_cast<int64_t>(g0 + gl) * p.n + (valid ? row0 + piece * 8 : 0);
+        const int64_t off = static_cast<int64_t>(g0 + gl) * p.ld_scales + (valid ? row0 + piece * 8 : 0);
         cp_async_16_zfill(smem_addr(ss + gl * kRowsPerCta + piece * 8), sg + off, valid);
         if constexpr (kZeros) {
           cp_async_16_zfill(smem_addr(zs + gl * kRowsPerCta + piece * 8), zg + off, valid);
@@ -477,7 +484,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Params p) {
     }
     if constexpr (kMode == Mode::kPerColumn) v *= A::to_float(scales[row]);
     if (bias != nullptr) v += A::to_float(bias[row]);
-    out[static_cast<int64_t>(tok) * p.n + row] = A::from_float(v);
+    out[static_cast<int64_t>(tok) * p.ld_out + row] = A::from_float(v);
   }
   cluster.sync();  // keep this CTA's partials alive until every reader is done
 }
@@ -491,20 +498,10 @@ struct Plan {
 inline int align128(int x) { return (x + 127) / 128 * 128; }
 
 template <int NT, int RB, int kStages, bool kScales, bool kZeros>
-inline bool make_plan(const GemmArgs& a, int group_size, int sm_count, Plan& plan) {
+inline int plan_for_splits(const GemmArgs& a, int group_size, int splits, Plan& plan) {
   constexpr int kTok = 8 * NT;
   constexpr int kRowsPerCta = kWarps * 16 * RB;
   const int nchunks = a.k / kChunkK;
-  plan.row_groups = (a.n + kRowsPerCta - 1) / kRowsPerCta;
-  // Fewest splits whose K slice of x (m rows) fits its shared-memory budget ...
-  const int max_slice_chunks = (kXSmemBytes / (a.m * 2) - kXPad) / kChunkK;
-  int splits = (nchunks + max_slice_chunks - 1) / max_slice_chunks;
-  // ... then more, while each CTA keeps >= 8 chunks, until 2 CTAs per SM are busy.
-  while (plan.row_groups * splits < 2 * sm_count && splits < kMaxCluster &&
-         nchunks / (splits + 1) >= 8) {
-    ++splits;
-  }
-  if (splits > kMaxCluster || splits > nchunks) return false;
   plan.splits = splits;
   const int slice_chunks = (nchunks + splits - 1) / splits;
   plan.xs_stride = slice_chunks * kChunkK + kXPad;
@@ -517,7 +514,30 @@ inline bool make_plan(const GemmArgs& a, int group_size, int sm_count, Plan& pla
   const int red_bytes = kTok * kRowsPerCta * 4;  // partials, reusing the front after the loop
   const int total = plan.xs_bytes + plan.sz_bytes + plan.xsum_bytes + ring_bytes;
   plan.smem_bytes = total > red_bytes ? total : red_bytes;
-  return plan.smem_bytes <= 220 * 1024;
+  return plan.smem_bytes;
+}
+
+template <int NT, int RB, int kStages, bool kScales, bool kZeros>
+inline bool make_plan(const GemmArgs& a, int group_size, int sm_count, Plan& plan) {
+  constexpr int kRowsPerCta = kWarps * 16 * RB;
+  const int nchunks = a.k / kChunkK;
+  plan.row_groups = (a.n + kRowsPerCta - 1) / kRowsPerCta;
+  // Fewest splits whose K slice of x (m rows) fits its shared-memory budget ...
+  const int max_slice_chunks = (kXSmemBytes / (a.m * 2) - kXPad) / kChunkK;
+  if (max_slice_chunks < 1) return false;
+  int splits = (nchunks + max_slice_chunks - 1) / max_slice_chunks;
+  // ... then more, while each CTA keeps >= 8 chunks, until 2 CTAs per SM are busy ...
+  while (plan.row_groups * splits < 2 * sm_count && splits < kMaxCluster &&
+         nchunks / (splits + 1) >= 8) {
+    ++splits;
+  }
+  if (splits > kMaxCluster || splits > nchunks) return false;
+  // ... and more while the whole plan (x, scales, zeros, weight rings) exceeds the limit.
+  while (plan_for_splits<NT, RB, kStages, kScales, kZeros>(a, group_size, splits, plan) > kMaxSmemBytes &&
+         splits < kMaxCluster && splits < nchunks) {
+    ++splits;
+  }
+  return plan.smem_bytes <= kMaxSmemBytes;
 }
 
 inline int device_sm_count() {
@@ -536,13 +556,17 @@ struct Gemv {
   static bool shape_ok(const GemmArgs& a) {
     if (a.m <= 0 || a.m > 8 * NT || a.n <= 0 || a.k <= 0) return false;
     if (a.n % 8 || a.k % kChunkK) return false;
+    if (!within_index_limits(a)) return false;
     if (!a.x || !a.w || !a.scales || !a.out) return false;
     if (kMode == Mode::kGroupwiseZero && !a.zeros) return false;
     if (kMode != Mode::kPerColumn) {
       if (a.group_size <= 0 || a.k % a.group_size || a.group_size % kChunkK) return false;
     }
     auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) % 16) != 0; };
-    return !(misaligned(a.x) || misaligned(a.w) || misaligned(a.out));
+    // Scales and zeros arrive by 16-byte copies (their pitch is a multiple of 8 elements).
+    const bool scales_misaligned = kMode != Mode::kPerColumn && misaligned(a.scales);
+    const bool zeros_misaligned = kMode == Mode::kGroupwiseZero && misaligned(a.zeros);
+    return !(misaligned(a.x) || misaligned(a.w) || misaligned(a.out) || scales_misaligned || zeros_misaligned);
   }
 
   static Status can_implement(const GemmArgs& a) {
@@ -563,18 +587,24 @@ struct Gemv {
       return Status::kCannotImplement;
     }
     auto kernel = gemv_kernel<T, kMode, NT, RB, kStages>;
-    static std::once_flag once;
-    static cudaError_t attr_err = cudaSuccess;
-    std::call_once(once, [&] {
-      attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
-      if (attr_err == cudaSuccess) {
-        attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+    // Function attributes belong to a device: set them once on each device this
+    // kernel runs on (a process-wide once would leave a second GPU at 48 KiB).
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return launch_failed(cudaSuccess);
+    {
+      static std::mutex mu;
+      static std::unordered_set<int> configured;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!configured.count(dev)) {
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes);
+        if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+        if (e != cudaSuccess) return launch_failed(e);
+        configured.insert(dev);
       }
-    });
-    if (attr_err != cudaSuccess) return Status::kInternalError;
+    }
 
     Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
-             a.m, a.n, a.k, group(a), plan.splits, plan.xs_stride, plan.xs_bytes,
+             a.m, a.n, a.k, group(a), a.out_pitch(), a.scale_pitch(), plan.splits, plan.xs_stride, plan.xs_bytes,
              plan.slice_groups, plan.sz_bytes, plan.xsum_bytes};
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(plan.row_groups * plan.splits, 1, 1);
@@ -588,7 +618,8 @@ struct Gemv {
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, kernel, p) != cudaSuccess) return Status::kInternalError;
+    const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
+    if (err != cudaSuccess) return launch_failed(err);
     return Status::kSuccess;
   }
 };

@@ -123,6 +123,7 @@ struct CutlassW4A16 {
     using StrideD = typename GemmKernel::StrideD;
     auto stride_b = cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(a.m, a.k, 1));
     auto stride_d = cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(a.n, a.m, 1));
+    cute::get<1>(stride_d) = a.out_pitch();  // a piece of a wider layer keeps the layer's pitch
 
     typename CollectiveMainloop::Arguments mainloop{};
     mainloop.ptr_A = static_cast<const ElementA*>(a.w);
@@ -134,6 +135,7 @@ struct CutlassW4A16 {
       int groups = a.group_size > 0 ? (a.k + a.group_size - 1) / a.group_size : 0;
       mainloop.ptr_S = static_cast<const Act*>(a.scales);
       mainloop.dS = cutlass::make_cute_packed_stride(StrideS{}, cute::make_shape(a.n, groups, 1));
+      cute::get<1>(mainloop.dS) = a.scale_pitch();
       mainloop.group_size = a.group_size;
       if constexpr (Mode == QuantMode::kGroupwiseZero) {
         mainloop.ptr_Z = static_cast<const Act*>(a.zeros);
@@ -168,11 +170,12 @@ struct CutlassW4A16 {
 
   static bool shape_ok(const GemmArgs& a) {
     if (a.m <= 0 || a.n <= 0 || a.k <= 0) return false;
-    // 16-byte TMA rows of out and scales; whole 64-k tiles; 32-bit offsets.
+    // 16-byte TMA rows of out and scales; whole 64-k tiles; 32-bit offsets
+    // (gemm_args.h: the padded weight, not n * k, is what must stay below 2^31).
     // (n need not be a multiple of the 16-row atom: the packed weight is
     // padded to whole atoms and the epilogue writes only n rows.)
     if (a.n % 8 != 0 || a.k % 64 != 0) return false;
-    if (int64_t(a.n) * a.k >= (int64_t(1) << 31)) return false;
+    if (!within_index_limits(a)) return false;
     if (Mode == QuantMode::kPerColumn) return true;
     constexpr int cta_k = cute::size<2>(TileShape{});
     return a.group_size > 0 && a.k % a.group_size == 0 &&
@@ -199,9 +202,9 @@ struct CutlassW4A16 {
     if (Gemm::get_workspace_size(args) > a.workspace_bytes) return Status::kWorkspaceTooSmall;
     Gemm gemm;
     if (gemm.initialize(args, a.workspace, a.stream) != cutlass::Status::kSuccess) {
-      return Status::kInternalError;
+      return launch_failed(cudaSuccess);  // e.g. the shared-memory attribute was refused
     }
-    if (gemm.run(a.stream) != cutlass::Status::kSuccess) return Status::kInternalError;
+    if (gemm.run(a.stream) != cutlass::Status::kSuccess) return launch_failed(cudaSuccess);
     return Status::kSuccess;
   }
 };
