@@ -59,6 +59,8 @@ def unpack_gptq(qweight, qzeros, scales, g_idx=None, *, zeros_minus_one: bool = 
         raise ValueError(f"GPTQ scales must be [K/group, N] with N = {n}, got "
                          f"{tuple(scales.shape) if isinstance(scales, torch.Tensor) else scales}")
     groups = scales.shape[0]
+    if groups < 1:
+        raise ValueError(f"GPTQ scales [K/group, N] have no group (shape {tuple(scales.shape)})")
     _check("qweight", qweight, torch.int32, (k // 8, n))
     _check("qzeros", qzeros, torch.int32, (groups, n // 8))
     if scales.dtype not in (torch.float16, torch.bfloat16, torch.float32):
@@ -85,6 +87,8 @@ def unpack_awq(qweight, qzeros, scales):
         raise ValueError(f"AWQ scales must be [K/group, N] with N = {n}, got "
                          f"{tuple(scales.shape) if isinstance(scales, torch.Tensor) else scales}")
     groups = scales.shape[0]
+    if groups < 1:
+        raise ValueError(f"AWQ scales [K/group, N] have no group (shape {tuple(scales.shape)})")
     _check("qweight", qweight, torch.int32, (k, n // 8))
     _check("qzeros", qzeros, torch.int32, (groups, n // 8))
     inv = torch.tensor([AWQ_ORDER.index(c) for c in range(8)], device=qweight.device)
@@ -146,11 +150,15 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
         tensors = load_file(str(path_or_dict), device=str(device) if device is not None else "cpu")
     if format not in ("auto", "gptq", "awq"):
         raise ValueError(f"format must be 'auto', 'gptq' or 'awq', got {format!r}")
+    # A prefix matches whole dotted names: "model.layers.1" takes layer 1, not 10 or 11.
+    stem = prefix if prefix.endswith(".") or not prefix else prefix + "."
     layers = {}
     for key in sorted(tensors):
-        if not key.endswith(".qweight") or not key.startswith(prefix):
+        if not key.endswith(".qweight"):
             continue
         name = key[: -len(".qweight")]
+        if prefix and not (name == prefix.rstrip(".") or name.startswith(stem)):
+            continue
         parts = {p: tensors.get(f"{name}.{p}") for p in ("qweight", "qzeros", "scales", "g_idx", "bias")}
         for p in ("qzeros", "scales"):
             if parts[p] is None:
@@ -175,5 +183,5 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
                 mod = layer_from_awq(qw, parts["qzeros"], sc, parts["bias"], dtype=dtype)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{name} ({fmt}): {e}") from None
-        layers[name[len(prefix):].lstrip(".")] = mod.to(device) if device is not None else mod
+        layers[name[len(stem):] if name.startswith(stem) else ""] = mod.to(device) if device is not None else mod
     return layers

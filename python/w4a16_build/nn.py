@@ -49,10 +49,28 @@ class W4A16Linear(nn.Module):
 
     def set_input_perm(self, perm: torch.Tensor | None) -> None:
         if perm is not None:
-            if tuple(perm.shape) != (self.in_features,):
-                raise ValueError(f"input_perm must be [{self.in_features}], got {tuple(perm.shape)}")
+            if not isinstance(perm, torch.Tensor) or tuple(perm.shape) != (self.in_features,):
+                raise ValueError(f"input_perm must be [{self.in_features}], got "
+                                 f"{tuple(perm.shape) if isinstance(perm, torch.Tensor) else perm!r}")
+            if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
+                raise ValueError(f"input_perm must hold integer indices, got {perm.dtype}")
             perm = perm.to(device=self.qweight.device, dtype=torch.int64)
+            # An index out of range would fault inside index_select on the GPU.
+            if not torch.equal(torch.sort(perm).values, torch.arange(self.in_features, device=perm.device)):
+                raise ValueError(f"input_perm must be a permutation of 0..{self.in_features - 1}")
         self.input_perm = perm
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # input_perm is a buffer only on act-order layers, so a fresh layer has no slot for it:
+        # take it from the state dict (checked) before the default loading copies into it.
+        key = prefix + "input_perm"
+        if key in state_dict and state_dict[key] is not None and self.input_perm is None:
+            self.set_input_perm(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        if self.input_perm is not None and key in state_dict:
+            self.set_input_perm(self.input_perm)  # validate what was copied into an existing buffer
 
     @property
     def packed(self) -> PackedWeight:

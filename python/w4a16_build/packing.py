@@ -23,10 +23,11 @@ q in [0, 15], the signed code is q - 8 and the stored zero is (8 - z) * s.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 
-from .quant import check_mode
+from .quant import MODES, check_mode
 
 ATOM = 16  # rows and k per reorder atom
 DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -57,6 +58,58 @@ class PackedWeight:
         return dataclasses.replace(
             self, qweight=self.qweight.to(device), scales=self.scales.to(device),
             zeros=None if self.zeros is None else self.zeros.to(device))
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check n, k, group_size, mode and dtype against the tensors' sizes, dtypes and devices
+        (cheap integer checks): a mismatch would make a kernel read past the weight."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown quant mode {self.mode!r}; allowed: {', '.join(MODES)}")
+        if self.dtype not in DTYPES:
+            raise TypeError(f"dtype must be torch.float16 or torch.bfloat16, got {self.dtype}")
+        n, k, g = self.n, self.k, self.group_size
+        for name, v in (("n", n), ("k", k), ("group_size", g)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"PackedWeight.{name} must be a positive integer, got {v!r}")
+        if n % 8:
+            raise ValueError(f"PackedWeight.n = {n}: must be a multiple of 8")
+        if k % 64:
+            raise ValueError(f"PackedWeight.k = {k}: must be a multiple of 64")
+        if self.mode == "per_column" and g != k:
+            raise ValueError(f"per_column has one group of K = {k}, got group_size {g}")
+        if k % g or (g != k and g % 64):
+            raise ValueError(f"group_size {g} must divide K = {k} and be a multiple of 64 (or K)")
+        for name, t in (("qweight", self.qweight), ("scales", self.scales), ("zeros", self.zeros)):
+            if t is None and name != "zeros":
+                raise TypeError(f"PackedWeight.{name} is None")
+            if t is not None and not isinstance(t, torch.Tensor):
+                raise TypeError(f"PackedWeight.{name} must be a torch.Tensor, got {type(t).__name__}")
+        if self.qweight.dtype != torch.uint8:
+            raise TypeError(f"PackedWeight.qweight must be uint8, got {self.qweight.dtype}")
+        want = padded_rows(n) * k // 2
+        if self.qweight.numel() != want:
+            raise ValueError(f"PackedWeight.qweight holds {self.qweight.numel()} bytes; N = {n}, K = {k} "
+                             f"need {want} (ceil(N/16)*16 * K/2)")
+        sshape = (n,) if self.mode == "per_column" else (k // g, n)
+        if self.scales.dtype != self.dtype:
+            raise TypeError(f"PackedWeight.scales has dtype {self.scales.dtype}, expected {self.dtype}")
+        if tuple(self.scales.shape) != sshape:
+            raise ValueError(f"PackedWeight.scales has shape {tuple(self.scales.shape)}; {self.mode} with "
+                             f"N = {n}, K = {k}, group_size = {g} needs {sshape}")
+        if self.mode == "groupwise_zero":
+            if self.zeros is None:
+                raise ValueError("groupwise_zero needs zeros [K/group, N]")
+            if self.zeros.dtype != self.dtype:
+                raise TypeError(f"PackedWeight.zeros has dtype {self.zeros.dtype}, expected {self.dtype}")
+            if tuple(self.zeros.shape) != sshape:
+                raise ValueError(f"PackedWeight.zeros has shape {tuple(self.zeros.shape)}, expected {sshape}")
+        elif self.zeros is not None:
+            raise ValueError(f"{self.mode} takes no zeros (use groupwise_zero)")
+        devices = {t.device for t in (self.qweight, self.scales, self.zeros) if t is not None}
+        if len(devices) > 1:
+            raise ValueError(f"PackedWeight tensors are on several devices: {sorted(map(str, devices))}")
 
     def __repr__(self) -> str:
         return (f"PackedWeight(n={self.n}, k={self.k}, mode={self.mode}, group_size={self.group_size}, "
@@ -120,6 +173,19 @@ def _as_codes(q: torch.Tensor, nibbles_packed: bool) -> torch.Tensor:
     return q
 
 
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite: found NaN or inf (every output of such a group "
+                         "would be NaN)")
+
+
+def _check_fits(name: str, converted: torch.Tensor, dtype: torch.dtype) -> None:
+    """Finite inputs that became inf on conversion to the activation dtype overflowed it."""
+    if converted.numel() and not bool(torch.isfinite(converted).all()):
+        raise ValueError(f"{name} do not fit {str(dtype).replace('torch.', '')} (largest finite value "
+                         f"{torch.finfo(dtype).max:g}): pack for bfloat16 or rescale the weight")
+
+
 def pack(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None = None, *,
          mode: str | None = None, group_size: int | None = None, dtype: torch.dtype | None = None,
          nibbles_packed: bool = False) -> PackedWeight:
@@ -172,6 +238,8 @@ def pack(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None = Non
         if scales.dim() != 2 or scales.shape[0] != n:
             raise ValueError(f"{mode} scales must be [N, K/group] with N = {n}, got {tuple(scales.shape)}")
         groups = scales.shape[1]
+        if groups < 1:
+            raise ValueError(f"{mode} scales [N, K/group] have no group (shape {tuple(scales.shape)})")
         if k % groups:
             raise ValueError(f"{groups} scale groups do not divide K = {k}")
         g = k // groups
@@ -193,6 +261,12 @@ def pack(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None = Non
             z_packed = None
         s_packed = s32.t().to(dtype).contiguous()
 
+    _check_finite("scales", scales)
+    if zeros is not None:
+        _check_finite("zeros", zeros)
+    _check_fits("scales", s_packed, dtype)
+    if z_packed is not None:
+        _check_fits("zeros, stored pre-multiplied as (8 - z) * scale,", z_packed, dtype)
     lo, hi = (0, 15) if mode == "groupwise_zero" else (-8, 7)
     if codes.numel():
         cmin, cmax = int(codes.min()), int(codes.max())

@@ -11,8 +11,13 @@ Location: $W4A16_TUNE_CACHE, else $XDG_CACHE_HOME/w4a16_build/tune.json (default
 merge, write a temporary file and rename it over the old one, so concurrent
 processes neither lose each other's entries nor leave a torn file. A file that
 cannot be parsed, or has another format, is ignored with a warning and
-replaced at the next write. Entries of other GPUs or builds are kept but never
-matched: the key names the GPU and the build.
+replaced at the next write; one that cannot be read right now, or that another
+version of the format wrote, is never overwritten. Bucket keys must be ASCII
+numbers and rows well-formed; anything else is dropped on reading. A writer
+killed mid-write leaves a temporary file that the next writer removes. Entries
+of other GPUs or builds are kept but never matched: the key names the GPU and
+the build. A cached tactic is checked against the build before it runs
+(tuning.py): a bad cache costs speed, never correctness.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
-import tempfile
+import re
+import secrets
 import warnings
 from pathlib import Path
 
@@ -41,40 +48,72 @@ def make_key(gpu: str, sms: int, build: str, dtype: str, mode: str, group: int, 
     return "|".join(str(v) for v in (gpu, sms, build, dtype, mode, group, n, k))
 
 
-def _valid_entry(v) -> bool:
-    return (isinstance(v, dict) and all(
-        isinstance(b, str) and b.isdigit() and isinstance(r, dict)
-        and isinstance(r.get("tactic"), str) and isinstance(r.get("us"), (int, float))
-        for b, r in v.items()))
+_BUCKET = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only: "²".isdigit() is True, int("²") raises
+
+
+def _valid_row(r) -> bool:
+    return (isinstance(r, dict) and isinstance(r.get("tactic"), str)
+            and isinstance(r.get("us"), (int, float)) and not isinstance(r.get("us"), bool)
+            and math.isfinite(r["us"]) and r["us"] >= 0)
+
+
+def _clean_entry(v) -> dict:
+    """The valid buckets of one entry ({} if it is not a mapping): a bad bucket costs
+    only that bucket, never the shape or the whole file."""
+    if not isinstance(v, dict):
+        return {}
+    return {b: r for b, r in v.items() if isinstance(b, str) and _BUCKET.fullmatch(b) and _valid_row(r)}
+
+
+# Results that could not be written (the file was unreadable or another version's): kept for
+# this process, per file and key, so that they are used and not measured again.
+_unsaved: dict[tuple[str, str], dict] = {}
 
 
 class TuneCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
 
-    def read(self) -> dict[str, dict]:
-        """All valid entries; {} for a missing, corrupt or foreign file (with a warning)."""
+    def _load(self) -> tuple[dict[str, dict], str, str]:
+        """(entries, state, detail); state: ok | missing | unreadable | corrupt | newer."""
         try:
             text = self.path.read_text()
         except FileNotFoundError:
-            return {}
-        except OSError as e:
-            warnings.warn(f"w4a16_build: cannot read tuning cache {self.path}: {e}; ignoring it")
-            return {}
+            return {}, "missing", ""
+        except (OSError, UnicodeDecodeError) as e:
+            return {}, "unreadable", str(e)
         try:
             doc = json.loads(text)
         except ValueError:
-            warnings.warn(f"w4a16_build: tuning cache {self.path} is not valid JSON; ignoring it "
-                          "(it will be rewritten)")
-            return {}
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("entries"), dict):
-            warnings.warn(f"w4a16_build: tuning cache {self.path} has an unknown format; ignoring it "
-                          "(it will be rewritten)")
-            return {}
-        return {k: v for k, v in doc["entries"].items() if isinstance(k, str) and _valid_entry(v)}
+            return {}, "corrupt", "not valid JSON"
+        if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
+            return {}, "corrupt", "unknown format"
+        fmt = doc.get("format")
+        if fmt != FORMAT:
+            if isinstance(fmt, str) and fmt.startswith(FORMAT.rsplit("/", 1)[0] + "/"):
+                return {}, "newer", f"format {fmt!r} of another w4a16_build version"
+            return {}, "corrupt", "unknown format"
+        entries = {}
+        for k, v in doc["entries"].items():
+            e = _clean_entry(v)
+            if isinstance(k, str) and e:
+                entries[k] = e
+        return entries, "ok", ""
+
+    def read(self) -> dict[str, dict]:
+        """All valid entries; {} for a missing, unreadable, corrupt or foreign file (with a warning)."""
+        entries, state, detail = self._load()
+        if state == "unreadable":
+            warnings.warn(f"w4a16_build: cannot read tuning cache {self.path}: {detail}; ignoring it")
+        elif state == "corrupt":
+            warnings.warn(f"w4a16_build: tuning cache {self.path} has an unknown format or is not valid "
+                          f"JSON ({detail}); ignoring it (it will be rewritten)")
+        elif state == "newer":
+            warnings.warn(f"w4a16_build: tuning cache {self.path} has the {detail}; ignoring it")
+        return entries
 
     def lookup(self, key: str) -> dict[int, tuple[str, float]]:
-        entry = self.read().get(key, {})
+        entry = {**self.read().get(key, {}), **_unsaved.get((str(self.path), key), {})}
         return {int(b): (r["tactic"], float(r["us"])) for b, r in entry.items()}
 
     @contextlib.contextmanager
@@ -92,18 +131,40 @@ class TuneCache:
         finally:
             lock.close()  # releases the lock
 
+    def _tmp_prefix(self) -> str:
+        return f".{self.path.name}.tmp."
+
     def update(self, key: str, results: dict[int, tuple[str, float]]) -> None:
-        """Merge results for one key into the file, atomically."""
+        """Merge results for one key into the file, atomically.
+
+        A file that exists but cannot be read now (I/O or permission error), or that another
+        version of the format wrote, is left as it is and this update is dropped (a warning
+        says so): rewriting it would lose every entry it holds."""
         with self._locked():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a bad file was already reported by read()
-                entries = self.read()
+            entries, state, detail = self._load()
+            if state in ("unreadable", "newer"):
+                warnings.warn(f"w4a16_build: not updating tuning cache {self.path} ({detail}); "
+                              "the new timings are kept for this process only")
+                held = _unsaved.setdefault((str(self.path), key), {})
+                for bucket, (tactic, us) in results.items():
+                    held[str(int(bucket))] = {"tactic": tactic, "us": round(float(us), 3)}
+                return
+            if state == "corrupt":
+                warnings.warn(f"w4a16_build: tuning cache {self.path} is corrupt ({detail}); rewriting it")
+            # Under the lock no other writer is between its temporary file and the rename: any
+            # temporary file left here belongs to a writer that was killed.
+            for stale in self.path.parent.glob(self._tmp_prefix() + "*"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             entry = dict(entries.get(key, {}))
             for bucket, (tactic, us) in results.items():
                 entry[str(int(bucket))] = {"tactic": tactic, "us": round(float(us), 3)}
             entries[key] = entry
             doc = {"format": FORMAT, "entries": entries}
-            fd, tmp = tempfile.mkstemp(prefix=".tune.", suffix=".json", dir=str(self.path.parent))
+            tmp = self.path.parent / f"{self._tmp_prefix()}{os.getpid()}.{secrets.token_hex(4)}"
+            # os.open with 0o666 applies the umask, as creating any file does (mkstemp's 0600 would
+            # hide the cache from other users who share it).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 with os.fdopen(fd, "w") as f:
                     json.dump(doc, f, indent=1, sort_keys=True)

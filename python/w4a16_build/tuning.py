@@ -92,6 +92,18 @@ def rank_by_heuristic(kernels: list[dict], m: int, n: int, sms: int, *, dtype: s
     return ranked
 
 
+def as_cuda_device(device=None) -> torch.device:
+    """A CUDA device with an index from None (the current one), an int, "cuda", "cuda:1" or a
+    torch.device."""
+    if device is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    d = torch.device("cuda", device) if isinstance(device, int) and not isinstance(device, bool) \
+        else torch.device(device)
+    if d.type != "cuda":
+        raise ValueError(f"w4a16_build runs on CUDA devices, got {device!r}")
+    return d if d.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
 def device_key(device: torch.device) -> tuple[str, int]:
     props = torch.cuda.get_device_properties(device)
     return props.name, props.multi_processor_count
@@ -131,16 +143,22 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     """
     from . import pack, quantize
     from ._ext import build_info, ext
-    from .runner import W4A16Error, _check_device, _kernels, gemm, pointers, tactics
+    from .runner import W4A16Error, _check_device, gemm, pieces, pointers, tactics
 
     if isinstance(dtype, torch.dtype):
-        dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+        dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+    if dtype not in ("fp16", "bf16"):
+        raise ValueError(f"dtype must be fp16 or bf16, got {dtype!r}")
     dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    device = torch.device(device or "cuda", torch.cuda.current_device()) if not isinstance(device, torch.device) \
-        else device
+    device = as_cuda_device(device)
     sms = _check_device(device)
     group = k if mode == "per_column" else group_size
     m_values = sorted(set(m_values or BUCKETS))
+    piece = pieces(1, n, k)[0]
+    if piece[3] != n:
+        # gemm() runs this layer in pieces of N (2^31 index limit) and selects per piece shape.
+        log.info("w4a16_build.tune: N=%d runs in pieces of %d rows; tuning that piece", n, piece[3])
+        n = piece[3]
     names = tactics(dtype, mode)
     if not names:
         raise W4A16Error(f"this build has no {dtype} {mode} tactic to tune")
@@ -170,8 +188,9 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             out = torch.empty(m, n, device=device, dtype=dt)
             ptrs = pointers(x, base, out)
             timings = {}
+            pm = pieces(m, n, k)[0][1]   # gemm() splits a huge M the same way
             for t in names:
-                st = C.can_implement(t, m, n, k, group, **ptrs, sm_count=sms)
+                st = C.can_implement(t, pm, n, k, group, **ptrs, sm_count=sms)
                 if st != 0:
                     log.debug("skip %s at M=%d: %s", t, m, C.status_string(st))
                     continue
@@ -229,6 +248,38 @@ def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, dev
     return choice
 
 
+def remember_choice(dtype, mode, group, n, k, m, device, tactic: str) -> None:
+    """Make `tactic` the memoized choice for m's bucket (after the first choice could not launch)."""
+    _memo[(device.index, dtype, mode, group, n, k, bucket_for(m))] = tactic
+
+
+def _fits(name: str, dtype: str, mode: str) -> bool:
+    """A cached or tabled name is used only if this build compiled it for this dtype and mode:
+    a cache written by another build, or edited by hand, must not run a bf16 kernel on fp16 data."""
+    from .runner import _kernels
+
+    info = _kernels().get(name)
+    return info is not None and info["dtype"] == dtype and info["mode"] == mode
+
+
+def ranked_tactics(dtype, mode, group, n, k, m, device) -> list[str]:
+    """Every compiled tactic of this dtype and mode, best first: the tuned choice for m's
+    bucket (if any), then the heuristic order. Applicability is the caller's to check."""
+    from ._ext import build_info
+    from .runner import _check_device, _kernels, tactics
+
+    order = []
+    tuned = TuneCache().lookup(cache_key(device, build_info()["build_hash"], dtype, mode, group, n, k))
+    picked = pick_bucket(tuned, m)
+    if picked is not None and _fits(picked[0], dtype, mode):
+        order.append(picked[0])
+    sms = _check_device(device)
+    kernels = [_kernels()[t] for t in tactics(dtype, mode)]
+    order += [t for t in rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k)
+              if t not in order]
+    return order
+
+
 def _select_uncached(dtype, mode, group, n, k, m, device, applicable):
     from ._ext import build_info
     from .runner import _check_device, _kernels, tactics
@@ -241,8 +292,11 @@ def _select_uncached(dtype, mode, group, n, k, m, device, applicable):
         tune(n, k, dtype, mode, group, device=device, progress=False, cache=cache)
         tuned = cache.lookup(key)
     picked = pick_bucket(tuned, m)
-    if picked is not None and picked[0] in _kernels() and applicable(picked[0]):
+    if picked is not None and _fits(picked[0], dtype, mode) and applicable(picked[0]):
         return picked[0]
+    if picked is not None and not _fits(picked[0], dtype, mode):
+        log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", cache.path,
+                    picked[0], dtype, mode)
     sms = _check_device(device)
     kernels = [_kernels()[t] for t in tactics(dtype, mode)]
     for name in rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k):
