@@ -9,8 +9,10 @@ as ninja runs several compiles at once). One rewrite, for reproducible builds:
 a generated kernel file is compiled from a content-addressed copy
 (<tmp>/w4a16_build-src/<sha256>/<name>.cu), because nvcc hashes the source
 file's location into the names of internal device symbols; two checkouts in
-different directories then produce identical objects. Build tooling only: it
-is not installed with the package.
+different directories then produce identical objects. The copies live in a
+directory only this user can write (see content_root), and an existing copy is
+used only if its bytes equal the source. Build tooling only: it is not
+installed with the package.
 """
 
 from __future__ import annotations
@@ -19,25 +21,65 @@ import hashlib
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 
 
+def _private_dir(path: str) -> bool:
+    """Create `path` (mode 0700) if missing; true if it is a real directory that this user owns
+    and nobody else can write to. A directory another user made, or a link, is refused."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    st = os.lstat(path)
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+            and stat.S_IMODE(st.st_mode) & 0o022 == 0)
+
+
+def content_root() -> str | None:
+    """Where content-addressed copies live: <tmp>/w4a16_build-src if this user owns it (the same
+    path for every build, which reproducibility needs), else <tmp>/w4a16_build-src-<uid>; None if
+    neither can be made private (the compile then uses the original path)."""
+    tmp = tempfile.gettempdir()
+    for name in ("w4a16_build-src", f"w4a16_build-src-{os.getuid()}"):
+        path = os.path.join(tmp, name)
+        if _private_dir(path):
+            return path
+    return None
+
+
 def stable_source(cmd: list[str]) -> list[str]:
-    """Point the compile of a generated kernel file at a content-addressed copy of it."""
+    """Point the compile of a generated kernel file at a content-addressed copy of it.
+
+    The copy is trusted only because nobody else can write where it lives (content_root):
+    another local user could otherwise plant source under the expected name. An existing
+    copy is compared byte for byte and rewritten if it differs."""
     if "-c" not in cmd[:-1]:
         return cmd
     i = cmd.index("-c") + 1
     src = cmd[i]
     if not (src.endswith(".cu") and os.sep + os.path.join("generated", "kernels") + os.sep in src):
         return cmd
+    root = content_root()
+    if root is None:
+        return cmd
     data = open(src, "rb").read()
-    d = os.path.join(tempfile.gettempdir(), "w4a16_build-src", hashlib.sha256(data).hexdigest()[:32])
+    d = os.path.join(root, hashlib.sha256(data).hexdigest()[:32])
+    if not _private_dir(d):
+        return cmd
     dst = os.path.join(d, os.path.basename(src))
-    if not os.path.exists(dst):
-        os.makedirs(d, exist_ok=True)
+    try:
+        with open(dst, "rb") as f:
+            same = f.read() == data
+    except OSError:
+        same = False
+    if not same:
         fd, tmp = tempfile.mkstemp(dir=d)
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -132,6 +132,19 @@ def _globs(path: str, key: str, raw: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _outside_axes(cfg) -> Optional[str]:
+    """Why an explicitly named kernel lies outside the values a set may use, or None
+    (names get the same allowed values as sets: AXES, GEMV_AXES)."""
+    if not isinstance(cfg, KernelConfig):
+        return None  # GemvConfig.from_name checks its own axes
+    values = {"tile_rows": str(cfg.tile.rows), "tile_tokens": str(cfg.tile.tokens), "tile_k": str(cfg.tile.k),
+              "cluster": cfg.cluster.short}
+    for axis, value in values.items():
+        if value not in AXES[axis]:
+            return f"{axis} {value} is not allowed; allowed: {', '.join(AXES[axis])}"
+    return None
+
+
 def parse(text: str, path: str = "<string>") -> Manifest:
     try:
         raw = yaml.safe_load(text)
@@ -160,6 +173,9 @@ def parse(text: str, path: str = "<string>") -> Manifest:
             cfg = parse_name(str(k))
         except ValueError as e:
             raise _err(path, f"kernels[{i}]", str(e)) from None
+        outside = _outside_axes(cfg)
+        if outside:
+            raise _err(path, f"kernels[{i}]", f"{k}: {outside}")
         broken = rules.violations(cfg)
         if broken:
             rule, reason = broken[0]

@@ -115,6 +115,15 @@ class TileScheduler(_Axis):
         }[self.value]
 
 
+# The CUTLASS tile and cluster values a manifest may ask for (AXES below): sets
+# and explicit names are checked against them. The model itself parses any
+# value, so that the validity rules can be tested on configurations outside them.
+TILE_ROWS = (64, 128, 256)
+TILE_TOKENS = (16, 32, 64, 128, 256)
+TILE_K = (64, 128)
+CLUSTERS = ("1x1", "2x1", "1x2", "2x2")
+
+
 @dataclasses.dataclass(frozen=True, order=True)
 class Tile:
     """CTA tile: weight rows (output features) x tokens x K elements."""
@@ -336,10 +345,10 @@ GEMV_AXES: dict[str, list[str]] = {
 AXES: dict[str, list[str]] = {
     "dtype": DType.choices(),
     "mode": QuantMode.choices(),
-    "tile_rows": ["64", "128", "256"],
-    "tile_tokens": ["16", "32", "64", "128", "256"],
-    "tile_k": ["64", "128"],
-    "cluster": ["1x1", "2x1", "1x2", "2x2"],
+    "tile_rows": [str(v) for v in TILE_ROWS],
+    "tile_tokens": [str(v) for v in TILE_TOKENS],
+    "tile_k": [str(v) for v in TILE_K],
+    "cluster": list(CLUSTERS),
     "schedule": Schedule.choices(),
     "scheduler": TileScheduler.choices(),
 }
