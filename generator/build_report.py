@@ -2,9 +2,10 @@
 
     python build_report.py --log compile_log.jsonl --plan generated/manifest.json --so _C.so --out build_report.json
 
-Per generated file: compile seconds, peak memory (MB) and object bytes, from
-the last compile of that file in the log (so an incremental build reports the
-newest numbers); totals; the extension's size. The report stays in the build
+Per generated file of this build (generated/sources.txt): compile seconds,
+peak memory (MB) and object bytes, from the last compile of that file in the
+log (so an incremental build reports the newest numbers); files of earlier
+builds in the same directory are left out; totals; the extension's size. The report stays in the build
 tree next to the extension; it is not put in the wheel, whose bytes must not
 depend on timings.
 """
@@ -14,6 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+
+def _source_of(obj: str) -> str:
+    """CMake's object path ends in the source's own name plus ".o"."""
+    return os.path.basename(obj)[: -len(".o")] if obj.endswith(".o") else os.path.basename(obj)
+
+
+def _current_sources(sources_txt: str) -> set[str] | None:
+    """Names of the files this build compiles: generated ones (sources.txt) and the binding's."""
+    try:
+        with open(sources_txt) as f:
+            names = {os.path.basename(line.strip()) for line in f if line.strip()}
+    except OSError:
+        return None
+    return names | {"bindings.cpp", "status.cpp"}
 
 
 def main() -> int:
@@ -33,6 +49,11 @@ def main() -> int:
             if rec.get("object"):
                 latest[rec["object"]] = rec
     plan = json.load(open(a.plan))
+    # Only the files of this build: a build directory reused after a manifest change still has
+    # log lines of files that are no longer compiled.
+    current = _current_sources(os.path.join(os.path.dirname(a.plan), "sources.txt"))
+    if current is not None:
+        latest = {o: r for o, r in latest.items() if _source_of(o) in current}
     files = sorted(latest.values(), key=lambda r: r["object"])
     kernels = [r for r in files if "/generated/kernels/" in r["object"]]
     report = {

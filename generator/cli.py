@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from .manifest import ManifestError, load, parse_kernel_filter
@@ -55,20 +56,79 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--estimate", action="store_true",
                    help="predict build time, memory per job and binary size on this machine")
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
+    p.add_argument("--cuda-archs", metavar="ARCHS",
+                   help="with --out: the CMAKE_CUDA_ARCHITECTURES the build will use; refused unless every "
+                        "entry targets sm_90a (the build passes $W4A16_CUDA_ARCHS)")
     return p
 
 
+# Every kernel family here (CUTLASS SM90 mixed input, the GEMV with TMA bulk copies and clusters)
+# needs the sm_90a target: wgmma and setmaxnreg do not exist elsewhere, and a plain "90" build
+# compiles CUTLASS's "arch conditional MMA ... Aborting" path instead of the kernels.
+_ARCH_RE = re.compile(r"90a(-real|-virtual)?")
+
+
+def check_cuda_archs(archs: str) -> str | None:
+    """Why a CMAKE_CUDA_ARCHITECTURES value cannot build these kernels, or None."""
+    entries = [a.strip() for a in re.split(r"[;,]", archs or "") if a.strip()]
+    if not entries:
+        return "W4A16_CUDA_ARCHS is empty: the kernels need sm_90a (use 90a-real)"
+    bad = [a for a in entries if not _ARCH_RE.fullmatch(a)]
+    if bad:
+        return (f"W4A16_CUDA_ARCHS={archs!r}: {', '.join(bad)} cannot build these kernels; every kernel "
+                "family needs sm_90a (Hopper wgmma/TMA: H100, H200) -- use W4A16_CUDA_ARCHS=90a-real")
+    return None
+
+
+def _why_empty(plan, manifest, kernels_arg: str, kernels_source: str) -> str:
+    """One line on why a plan holds no kernel: the filter, or the rules (which rejected what)."""
+    if plan.filtered_out:
+        return (f"{kernels_source}={kernels_arg!r} selects none of the {len(plan.filtered_out)} kernels of "
+                f"manifest {manifest.name!r}" if kernels_arg else
+                f"manifest {manifest.name!r}: its include/exclude globs leave none of its "
+                f"{len(plan.filtered_out)} kernels")
+    if plan.rejected:
+        by_rule: dict[str, int] = {}
+        for r in plan.rejected:
+            by_rule[r.rule] = by_rule.get(r.rule, 0) + 1
+        rules = ", ".join(f"{rule} rejected {n}" for rule, n in sorted(by_rule.items()))
+        return (f"manifest {manifest.name!r} yields no kernel: every configuration breaks a validity rule "
+                f"({rules}; `--list --rejected` shows each)")
+    return f"manifest {manifest.name!r} yields no kernel"
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.generate") -> int:
+    try:
+        return _main(argv, prog)
+    except BrokenPipeError:
+        # `generate --list | head`: the reader left; not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv, prog) -> int:
     args = build_parser(prog).parse_args(argv)
     if args.from_results:
         return _from_results(args)
     if not (args.list or args.json or args.out or args.rejected or args.estimate):
         build_parser(prog).error("nothing to do: give --list, --json, --estimate or --out DIR")
+    if args.cuda_archs is not None:
+        why = check_cuda_archs(args.cuda_archs)
+        if why:
+            print(f"error: {why}", file=sys.stderr)
+            return 2
+    kernels_source = "--kernels" if "--kernels" in (argv if argv is not None else sys.argv) else "W4A16_KERNELS"
     try:
         manifest = load(resolve_manifest(args.manifest))
-        plan = make_plan(manifest, parse_kernel_filter(args.kernels))
+        plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source))
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    empty = None if plan.kernels else _why_empty(plan, manifest, args.kernels, kernels_source)
+    if empty and (args.out or args.estimate):
+        # Nothing is built (or installed) from a selection of no kernel.
+        print(f"error: {empty}", file=sys.stderr)
         return 2
 
     if args.json and not args.estimate:
@@ -89,6 +149,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
                 print(name)
             extra = f", {len(plan.filtered_out)} filtered out" if plan.filtered_out else ""
             print(f"{len(plan.kernels)} kernels (manifest {manifest.name}{extra})")
+    if empty:
+        print(f"error: {empty}", file=sys.stderr)
+        return 1
 
     if args.estimate:
         from .estimate import estimate, format_estimate
@@ -100,6 +163,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
         from .render import render
 
         res = render(plan, args.out)
+        if not args.estimate and not args.quiet:
+            from .estimate import estimate, one_line
+
+            print(f"w4a16: {one_line(estimate(plan))}")
         if not args.quiet:
             print(f"manifest {manifest.name} (sha256 {manifest.sha256[:12]}): {len(plan.kernels)} kernels "
                   f"in {len(plan.shards)} files; {len(res.written)} written, {len(res.unchanged)} unchanged, "

@@ -100,15 +100,45 @@ def main(argv: list[str]) -> int:
     out = cmd[cmd.index("-o") + 1] if "-o" in cmd[:-1] else None
     size = os.path.getsize(out) if out and rc == 0 and os.path.exists(out) else None
     rec = {"object": out, "seconds": round(wall, 2), "peak_mb": round(peak_kb / 1024, 1), "bytes": size, "rc": rc}
+    done = None
     try:
         import fcntl
 
-        with open(log, "a") as f:
+        with open(log, "a+") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             f.write(json.dumps(rec) + "\n")
+            f.flush()
+            f.seek(0)
+            done = sum(1 for _ in f) - _lines_at_configure(log)
     except OSError:
         pass  # a report is not worth failing a build for
+    if rc == 0 and done is not None:
+        try:
+            from .progress import say
+        except ImportError:  # run as a script by CMake
+            from progress import say
+
+        name = os.path.basename(out or "?").removesuffix(".o")
+        say(f"w4a16: [{done}/{_files_in_build(log)}] compiled {name}  {wall:.0f} s, {peak_kb / 2**20:.1f} GB")
     return rc
+
+
+def _lines_at_configure(log: str) -> int:
+    """The log's length when this build was configured (CMake writes it beside the log), so that
+    the progress count starts at 1 in an incremental build too."""
+    try:
+        return int(open(log + ".start").read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _files_in_build(log: str) -> int:
+    """Generated sources (generated/sources.txt beside the log) + the two hand-written ones."""
+    try:
+        with open(os.path.join(os.path.dirname(log), "generated", "sources.txt")) as f:
+            return sum(1 for line in f if line.strip()) + 2
+    except OSError:
+        return 0
 
 
 if __name__ == "__main__":

@@ -84,3 +84,10 @@ def format_estimate(e: dict) -> str:
             f"  build time  ~{math.ceil(mins)} min ({e['cpu_seconds']} CPU-seconds of compiles)\n"
             f"  peak memory ~{e['peak_gb_per_job']} GB per job, ~{e['peak_gb_total']} GB at once\n"
             f"  extension   ~{e['extension_mb']} MB, wheel ~{e['wheel_mb']} MB")
+
+
+def one_line(e: dict) -> str:
+    """The estimate as the build prints it at configure time."""
+    return (f"estimate: about {math.ceil(e['wall_seconds'] / 60)} minutes of compiling on this machine "
+            f"({e['kernels']['cutlass']} CUTLASS + {e['kernels']['gemv']} GEMV kernels in {e['files']} files, "
+            f"{e['jobs']} at once, ~{e['peak_gb_per_job']} GB each)")

@@ -42,7 +42,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - depends on the environment
+    raise SystemExit("w4a16_build's generator needs PyYAML to read manifests: pip install pyyaml") from None
 
 from . import rules
 from .model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule, Tile,
@@ -150,6 +153,8 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ManifestError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raise ManifestError(f"{path}: the manifest is empty; it needs at least `name:` and a set, kernel or gemv section")
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -201,11 +206,13 @@ def parse(text: str, path: str = "<string>") -> Manifest:
 def load(path: str | Path) -> Manifest:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{p}: manifest file not found") from None
     except OSError as e:
         raise ManifestError(f"{p}: cannot read manifest: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{p}: not UTF-8 text (byte {e.start}): a manifest is a UTF-8 YAML file") from None
     return parse(text, str(p))
 
 
@@ -240,12 +247,13 @@ def matches(name: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
     return not any(fnmatch.fnmatchcase(name, g) for g in exclude)
 
 
-def parse_kernel_filter(text: Optional[str]) -> tuple[str, ...]:
-    """`W4A16_KERNELS`-style comma-separated include globs."""
+def parse_kernel_filter(text: Optional[str], source: str = "W4A16_KERNELS") -> tuple[str, ...]:
+    """`W4A16_KERNELS`-style comma-separated include globs; `source` names where they came from
+    in error messages (the environment variable or the --kernels option)."""
     if not text:
         return ()
     globs = tuple(g.strip() for g in text.split(",") if g.strip())
     for g in globs:
         if not re.fullmatch(r"[A-Za-z0-9_*?\[\]!-]+", g):
-            raise ManifestError(f"W4A16_KERNELS: {g!r} is not a name glob (letters, digits, _ and * ? [ ] only)")
+            raise ManifestError(f"{source}: {g!r} is not a name glob (letters, digits, _ and * ? [ ] only)")
     return globs

@@ -68,6 +68,13 @@ def quantize(w: torch.Tensor, group_size: int | None = 128, mode: str = "groupwi
     if w.dim() != 2 or not w.is_floating_point():
         raise ValueError(f"quantize expects a 2-D float weight [N, K], got {tuple(w.shape)} {w.dtype}")
     n, k = w.shape
+    # The shapes pack() and the kernels take, refused here rather than after a slow quantization.
+    if n % 8:
+        raise ValueError(f"N = {n} output features: must be a multiple of 8")
+    if k % 64:
+        raise ValueError(f"K = {k} input features: must be a multiple of 64")
+    if w.numel() and not bool(torch.isfinite(w).all()):
+        raise ValueError("the weight holds NaN or inf: its groups would get NaN scales")
     if mode == "per_column":
         group_size = k
     if group_size is None:

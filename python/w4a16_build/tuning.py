@@ -143,13 +143,16 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     """
     from . import pack, quantize
     from ._ext import build_info, ext
-    from .runner import W4A16Error, _check_device, gemm, pieces, pointers, tactics
+    from .runner import UnsupportedDeviceError, W4A16Error, _check_device, gemm, pieces, pointers, tactics
 
     if isinstance(dtype, torch.dtype):
         dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
     if dtype not in ("fp16", "bf16"):
         raise ValueError(f"dtype must be fp16 or bf16, got {dtype!r}")
     dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    if not torch.cuda.is_available():
+        raise UnsupportedDeviceError("tune() times the kernels on a GPU: this machine has no CUDA GPU "
+                                     "(or PyTorch was built without CUDA)")
     device = as_cuda_device(device)
     sms = _check_device(device)
     group = k if mode == "per_column" else group_size

@@ -200,3 +200,79 @@ def test_from_results_adds_a_k64_tile_for_group_64(tmp_path):
     assert covered == [K128]                       # no K=64 tile: group size 64 would have no kernel
     chosen = add_fallbacks(pts, covered)
     assert chosen == sorted([K128, A])             # A: best geomean ratio of the K=64 tiles (1.34 vs 1.48)
+
+
+# ------------------------------------------------ a new user's traps (issue 13), refused in one line
+
+
+@pytest.mark.parametrize("archs", ["90", "80", "90a-real;80", "", "89", "90-real"])
+def test_archs_without_sm90a_are_refused(repo_root, tmp_path, archs):
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--cuda-archs", archs)
+    assert r.returncode == 2
+    assert "sm_90a" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "g").exists()          # nothing generated, so nothing built
+
+
+@pytest.mark.parametrize("archs", ["90a-real", "90a", "90a-virtual", "90a-real;90a-virtual"])
+def test_sm90a_archs_are_accepted(repo_root, tmp_path, archs):
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path), "--cuda-archs", archs, "--quiet")
+    assert r.returncode == 0, r.stderr
+
+
+def test_empty_kernel_selection_is_refused(repo_root, tmp_path):
+    import os
+
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--kernels", "nomatch*")
+    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 16 kernels" in r.stderr, r.stderr
+    assert not (tmp_path / "g").exists()
+    env = dict(os.environ, W4A16_KERNELS="nomatch*")
+    r = run(repo_root, "--list", "--manifest", "minimal", env=env)
+    assert r.returncode == 1 and "W4A16_KERNELS='nomatch*'" in r.stderr
+
+
+def test_manifest_of_only_rejected_kernels_is_refused(repo_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsets:\n  - {dtype: [fp16], mode: [groupwise], tile_rows: [64], tile_tokens: [16],"
+                   " tile_k: [64], cluster: [1x1], schedule: [coop], scheduler: [persistent, streamk]}\ngemv: false\n")
+    r = run(repo_root, "--list", "--manifest", str(bad))
+    assert r.returncode == 1
+    assert "coop_needs_128_rows rejected 2" in r.stderr and "--rejected" in r.stderr, r.stderr
+    r = run(repo_root, "--out", str(tmp_path / "g"), "--manifest", str(bad))
+    assert r.returncode == 2 and "yields no kernel" in r.stderr
+
+
+def test_list_into_a_closed_pipe_is_quiet(repo_root):
+    r = subprocess.run(f"{sys.executable} -m generator --list --manifest full | head -n 1", shell=True,
+                       cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"name: m\n\xff\xfe gemv: false\n", "not UTF-8"),
+    (b"", "the manifest is empty"),
+    (b"# only a comment\n", "the manifest is empty"),
+])
+def test_unreadable_manifests_get_one_line(repo_root, tmp_path, content, message):
+    path = tmp_path / "m.yaml"
+    path.write_bytes(content)
+    r = run(repo_root, "--list", "--manifest", str(path))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_kernels_option_errors_name_the_option(repo_root):
+    r = run(repo_root, "--list", "--kernels", "bad glob")
+    assert r.returncode == 2 and r.stderr.startswith("error: --kernels:"), r.stderr
+
+
+def test_missing_pyyaml_is_explained(repo_root):
+    code = ("import sys, runpy; sys.modules['yaml'] = None; sys.argv = ['generator', '--list'];"
+            " runpy.run_module('generator', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "pip install pyyaml" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_out_prints_the_estimate(repo_root, tmp_path):
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
+    assert r.returncode == 0
+    assert "w4a16: estimate: about" in r.stdout and "minutes of compiling on this machine" in r.stdout

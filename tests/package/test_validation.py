@@ -108,3 +108,26 @@ def test_w4a16linear_refuses_replaced_buffers_of_the_wrong_size():
     lin.qweight = torch.zeros(16, dtype=torch.uint8)
     with pytest.raises(ValueError, match="qweight"):
         lin.packed
+
+
+@pytest.mark.parametrize("shape, match", [((12, 128), "multiple of 8"), ((16, 100), "multiple of 64")])
+def test_quantize_refuses_shapes_the_kernels_cannot_take(shape, match):
+    """Issue 13: quantize() accepted N = 12 or K = 100 and only pack() refused them later."""
+    with pytest.raises(ValueError, match=match):
+        w4a16_build.quantize(torch.randn(*shape), 64 if shape[1] % 64 == 0 else None, "per_column")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_quantize_refuses_non_finite_weights(bad):
+    """Issue 13: a NaN or inf weight gave NaN scales."""
+    w = torch.randn(16, 128)
+    w[2, 5] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        w4a16_build.quantize(w, 64, "groupwise")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_tune_without_a_gpu_says_so():
+    """Issue 13: tune() raised torch's raw driver error on a machine without a GPU."""
+    with pytest.raises(w4a16_build.UnsupportedDeviceError, match="no CUDA GPU"):
+        w4a16_build.tune(256, 256, "fp16", "groupwise", 128)

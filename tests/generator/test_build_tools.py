@@ -1,0 +1,55 @@
+"""The build's own tools: the progress lines a user sees and the build report (issue 13)."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def make_build_dir(tmp_path, sources):
+    gen = tmp_path / "generated"
+    gen.mkdir()
+    (gen / "sources.txt").write_text("".join(s + "\n" for s in sources))
+    (gen / "manifest.json").write_text(json.dumps({"manifest": "m", "manifest_sha256": "0" * 64, "count": 2}))
+    return tmp_path / "compile_log.jsonl"
+
+
+def compile_with_wrapper(repo_root, log, obj, env):
+    code = "import sys; open(sys.argv[2], 'w').write('object')"
+    return subprocess.run([sys.executable, str(repo_root / "generator" / "compile_wrapper.py"), "--log", str(log),
+                           "--", sys.executable, "-c", code, "-o", str(obj)],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_each_compile_prints_a_progress_line(repo_root, tmp_path):
+    log = make_build_dir(tmp_path, ["kernels/a__shard.cu", "kernels/b__shard.cu", "registry.cpp"])
+    env = dict(os.environ, W4A16_PROGRESS="0")    # no terminal copy: the line goes to stderr
+    log.write_text('{"object": "old.o"}\n')      # an earlier build's line ...
+    (tmp_path / "compile_log.jsonl.start").write_text("1")   # ... which this build does not count
+    for i, name in enumerate(("a__shard.cu.o", "b__shard.cu.o"), 1):
+        r = compile_with_wrapper(repo_root, log, tmp_path / name, env)
+        assert r.returncode == 0, r.stderr
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"w4a16: [{i}/5] compiled {name[:-2]}  "), line   # 3 generated + 2 binding files
+        assert line.endswith(" GB") and " s, " in line
+
+
+def test_build_report_describes_only_the_current_build(repo_root, tmp_path):
+    """Reusing a build directory after a manifest change mixed old files into the report
+    ("16 kernel files, 1540 s" for a one-kernel build)."""
+    log = make_build_dir(tmp_path, ["kernels/new__shard.cu", "registry.cpp"])
+    obj = "CMakeFiles/_C.dir/generated/kernels/{}.o"
+    recs = [{"object": obj.format(f"old{i}__shard.cu"), "seconds": 100.0, "peak_mb": 5000.0, "bytes": 1}
+            for i in range(16)]
+    recs += [{"object": obj.format("new__shard.cu"), "seconds": 60.0, "peak_mb": 4000.0, "bytes": 2},
+             {"object": "CMakeFiles/_C.dir/csrc/bindings.cpp.o", "seconds": 10.0, "peak_mb": 900.0, "bytes": 3}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, str(repo_root / "generator" / "build_report.py"), "--log", str(log),
+                        "--plan", str(tmp_path / "generated" / "manifest.json"), "--so", str(tmp_path / "none.so"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert [s["object"] for s in rep["shards"]] == ["new__shard.cu.o"]
+    assert rep["totals"]["kernel_compile_seconds"] == 60.0 and rep["totals"]["compile_seconds"] == 70.0
+    assert "1 kernel files" in r.stdout
