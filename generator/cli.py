@@ -39,8 +39,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--manifest", default=os.environ.get("W4A16_MANIFEST") or "default",
                    help="built-in manifest name or path to a YAML file (default: $W4A16_MANIFEST or 'default')")
-    p.add_argument("--kernels", default=os.environ.get("W4A16_KERNELS", ""),
+    p.add_argument("--kernels", default=None,
                    help="comma-separated include globs on kernel names (default: $W4A16_KERNELS)")
+    p.add_argument("--kernels-source", default=None, help=argparse.SUPPRESS)  # how errors name --kernels
     p.add_argument("--list", action="store_true", help="print the kernel names and count")
     p.add_argument("--json", action="store_true", help="with --list: print JSON with each kernel's configuration")
     p.add_argument("--rejected", action="store_true", help="with --list: print configurations a validity rule dropped")
@@ -118,7 +119,11 @@ def _main(argv, prog) -> int:
         if why:
             print(f"error: {why}", file=sys.stderr)
             return 2
-    kernels_source = "--kernels" if "--kernels" in (argv if argv is not None else sys.argv) else "W4A16_KERNELS"
+    # Errors name the filter the way the user gave it: the option, or the environment variable
+    # (the build passes W4A16_KERNELS through --kernels and says so with --kernels-source).
+    kernels_source = args.kernels_source or ("--kernels" if args.kernels is not None else "W4A16_KERNELS")
+    if args.kernels is None:
+        args.kernels = os.environ.get("W4A16_KERNELS", "")
     try:
         manifest = load(resolve_manifest(args.manifest))
         plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source))

@@ -113,13 +113,15 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass  # a report is not worth failing a build for
     if rc == 0 and done is not None:
-        try:
-            from .progress import say
-        except ImportError:  # run as a script by CMake
-            from progress import say
-
-        name = os.path.basename(out or "?").removesuffix(".o")
-        say(f"w4a16: [{done}/{_files_in_build(log)}] compiled {name}  {wall:.0f} s, {peak_kb / 2**20:.1f} GB")
+        try:  # a progress line is not worth failing a build for either
+            try:
+                from .progress import say
+            except ImportError:  # run as a script by CMake
+                from progress import say
+            name = os.path.basename(out or "?").removesuffix(".o")
+            say(f"w4a16: [{done}/{_files_in_build(log)}] compiled {name}  {wall:.0f} s, {peak_kb / 2**20:.1f} GB")
+        except Exception:
+            pass
     return rc
 
 

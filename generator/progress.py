@@ -19,7 +19,7 @@ def say(line: str) -> None:
     if os.environ.get("W4A16_PROGRESS", "1") != "0":
         try:
             with open("/dev/tty", "w") as tty:
-                tty.write(line + "\n")
+                tty.write("\r\033[K" + line + "\n")  # from the start of a clean line (pip's spinner)
             return
         except OSError:
             pass  # no controlling terminal (CI, a service): stderr below

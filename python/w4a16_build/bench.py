@@ -1,4 +1,4 @@
-"""`python -m w4a16_build.bench`: W4A16 GEMM speed against fp16 cuBLAS, per shared/BENCHMARKING.md.
+"""`python -m w4a16_build.bench`: W4A16 GEMM speed against fp16 cuBLAS, per benchmarks/README.md.
 
 - Every figure is a ratio to `torch.matmul` in fp16 (cuBLAS) for the same M, N, K, timed in the
   same process on the same card, and the card is named in the output.
@@ -27,10 +27,10 @@ from . import W4A16Error, build_info, gemm, pack, quantize, tactics
 from .runner import _check_device, _kernels, pointers, selected_tactic
 from .timing import n_copies, time_graph, time_pair
 
-# shared/BENCHMARKING.md: K x N of one linear layer each.
+# benchmarks/README.md: K x N of one linear layer each.
 SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57344), (28672, 8192)]
 DEFAULT_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
-SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec (BENCHMARKING.md)
+SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec
 DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
 SETTLE_S = 0.3  # idle before each (shape, M) pair of measurements
 
@@ -156,7 +156,7 @@ def geomean(xs):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m w4a16_build.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shapes", default="set", help="'set' (BENCHMARKING.md) or KxN,KxN,...")
+    ap.add_argument("--shapes", default="set", help="'set' (benchmarks/README.md) or KxN,KxN,...")
     ap.add_argument("--m", default=",".join(map(str, DEFAULT_M)), help="comma-separated M values")
     ap.add_argument("--dtype", default="fp16", choices=list(DT))
     ap.add_argument("--mode", default="groupwise", choices=["per_column", "groupwise", "groupwise_zero"])

@@ -3,7 +3,7 @@
 One call per weight copy is captured in a CUDA graph (so no launch or Python
 overhead is in the number), the graph is replayed, CUDA events time the
 replays, and the best of `repeats` rounds is kept. Rotating over copies that
-together exceed the L2 keeps the weights cold (shared/BENCHMARKING.md).
+together exceed the L2 keeps the weights cold (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -229,6 +229,10 @@ def test_empty_kernel_selection_is_refused(repo_root, tmp_path):
     env = dict(os.environ, W4A16_KERNELS="nomatch*")
     r = run(repo_root, "--list", "--manifest", "minimal", env=env)
     assert r.returncode == 1 and "W4A16_KERNELS='nomatch*'" in r.stderr
+    # The build passes the variable through --kernels and names its source (CMakeLists.txt).
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--kernels", "nomatch*",
+            "--kernels-source", "W4A16_KERNELS")
+    assert r.returncode == 2 and "error: W4A16_KERNELS='nomatch*' selects none" in r.stderr, r.stderr
 
 
 def test_manifest_of_only_rejected_kernels_is_refused(repo_root, tmp_path):

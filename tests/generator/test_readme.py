@@ -31,3 +31,9 @@ def test_every_kernel_name_in_the_readme_exists(repo_root):
     default = set(plan(load(resolve_manifest("default"))).names)
     missing = outside - default
     assert not missing, f"kernel names in README.md that `default` does not build: {sorted(missing)}"
+
+
+def test_readme_has_no_unfilled_placeholders(repo_root):
+    text = (repo_root / "README.md").read_text()
+    left = re.findall(r"\b(?:[A-Z0-9]+_)*(?:COST|PLACEHOLDER|TODO|TBD)(?:_[A-Z0-9]+)*\b", text)
+    assert not left, f"README.md still has placeholders: {left}"
