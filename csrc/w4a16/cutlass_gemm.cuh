@@ -1,6 +1,6 @@
 // One W4A16 GEMM on SM90 built from CUTLASS's mixed-input collective.
 //
-// The generated kernel files (templates/cutlass_kernel.cu.j2) only name a
+// The generated kernel files (templates/cutlass_kernels.cu.j2) only name a
 // configuration and explicitly instantiate CutlassW4A16<...>; everything the
 // configurations share lives here, once.
 //
@@ -27,8 +27,6 @@
 #include "w4a16/gemm_args.h"
 
 namespace w4a16 {
-
-enum class QuantMode { kPerColumn, kGroupwise, kGroupwiseZero };
 
 namespace detail {
 

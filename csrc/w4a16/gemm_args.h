@@ -10,6 +10,10 @@
 
 namespace w4a16 {
 
+// How the weight's scales (and zero points) apply; shared by every kernel family.
+// generator/model.py QuantMode spells these members (its `cpp` property).
+enum class QuantMode { kPerColumn, kGroupwise, kGroupwiseZero };
+
 // Problem: out[m, n] = x[m, k] . W[n, k]^T (+ bias[n]), computed on the GPU as
 // the transposed GEMM out^T = W . x^T so that the 4-bit weight is CUTLASS's
 // "A" operand (the one that goes through registers).

@@ -152,5 +152,5 @@ def test_gemv_shards_use_the_gemv_template(tmp_path):
     gemv_files = [s.filename for s in p.shards if s.kernels[0].family == "gemv"]
     assert len(gemv_files) == 1 and gemv_files[0].endswith("__shard.cu")
     text = (tmp_path / "kernels" / gemv_files[0]).read_text()
-    assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 1, 1, 8>" in text
-    assert "w4a16::gemv::Gemv<__half, w4a16::gemv::Mode::kGroupwise, 2, 1, 8>" in text
+    assert "w4a16::gemv::Gemv<__half, w4a16::QuantMode::kGroupwise, 1, 1, 8>" in text
+    assert "w4a16::gemv::Gemv<__half, w4a16::QuantMode::kGroupwise, 2, 1, 8>" in text
