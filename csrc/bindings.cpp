@@ -33,41 +33,21 @@ const KernelEntry& lookup(const std::string& name) {
   return *it->second;
 }
 
-py::dict config_dict(const KernelEntry& e) {
-  py::dict d;
-  d["name"] = e.name;
-  d["family"] = e.config.family;
-  d["dtype"] = e.config.dtype;
-  d["mode"] = e.config.mode;
-  d["tile_rows"] = e.config.tile_rows;
-  d["tile_tokens"] = e.config.tile_tokens;
-  d["tile_k"] = e.config.tile_k;
-  d["cluster_m"] = e.config.cluster_m;
-  d["cluster_n"] = e.config.cluster_n;
-  d["schedule"] = e.config.schedule;
-  d["scheduler"] = e.config.scheduler;
-  d["max_m"] = e.config.max_m;
-  d["stages"] = e.config.stages;
-  return d;
-}
-
 template <class T>
 const void* ptr(T v) { return reinterpret_cast<const void*>(static_cast<uintptr_t>(v)); }
 
-GemmArgs make_args(int m, int n, int k, int group_size, uintptr_t x, uintptr_t w, uintptr_t scales,
-                   uintptr_t zeros, uintptr_t bias, uintptr_t out, uintptr_t workspace,
-                   size_t workspace_bytes, uintptr_t stream, int sm_count, int64_t ld_out,
-                   int64_t ld_scales) {
+// The problem a Python call describes: sizes, addresses (integers) and row pitches. Workspace
+// and stream belong to one launch and are given to run() instead.
+GemmArgs make_problem(int m, int n, int k, int group_size, uintptr_t x, uintptr_t w, uintptr_t scales,
+                      uintptr_t zeros, uintptr_t bias, uintptr_t out, int sm_count, int64_t ld_out,
+                      int64_t ld_scales) {
   GemmArgs a;
-  a.ld_out = ld_out;
-  a.ld_scales = ld_scales;
   a.m = m; a.n = n; a.k = k; a.group_size = group_size;
   a.x = ptr(x); a.w = ptr(w); a.scales = ptr(scales); a.zeros = ptr(zeros); a.bias = ptr(bias);
   a.out = const_cast<void*>(ptr(out));
-  a.workspace = const_cast<void*>(ptr(workspace));
-  a.workspace_bytes = workspace_bytes;
-  a.stream = reinterpret_cast<cudaStream_t>(stream);
   a.sm_count = sm_count;
+  a.ld_out = ld_out;
+  a.ld_scales = ld_scales;
   return a;
 }
 
@@ -78,11 +58,9 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("list_kernels", [] {
     py::list out;
-    for (const KernelEntry* e = w4a16::registry_begin(); e != w4a16::registry_end(); ++e) {
-      out.append(config_dict(*e));
-    }
+    for (const KernelEntry* e = w4a16::registry_begin(); e != w4a16::registry_end(); ++e) out.append(e->name);
     return out;
-  }, "Name and parsed configuration of every compiled kernel, in name order.");
+  }, "Names of the compiled kernels, in name order (the generator's model parses each into its configuration).");
 
   m.def("build_info", [] {
     py::dict d;
@@ -98,38 +76,35 @@ PYBIND11_MODULE(_C, m) {
   m.def("last_launch_error", [] { return std::string(w4a16::last_launch_error()); },
         "The CUDA error of this thread's last refused launch.");
 
-  // Problem arguments shared by the three calls below.
-#define W4A16_PROBLEM_ARGS py::arg("name"), py::arg("m"), py::arg("n"), py::arg("k"), \
-    py::arg("group_size"), py::arg("x") = 0, py::arg("w") = 0, py::arg("scales") = 0,      \
-    py::arg("zeros") = 0, py::arg("bias") = 0, py::arg("out") = 0, py::arg("sm_count") = 0,        \
-    py::arg("ld_out") = 0, py::arg("ld_scales") = 0
+  py::class_<GemmArgs>(m, "Problem", "One GEMM problem (csrc/w4a16/gemm_args.h): sizes, device addresses "
+                                     "as integers (0 = none) and row pitches (0 = n).")
+      .def(py::init(&make_problem), py::kw_only(), py::arg("m"), py::arg("n"), py::arg("k"),
+           py::arg("group_size"), py::arg("x") = 0, py::arg("w") = 0, py::arg("scales") = 0, py::arg("zeros") = 0,
+           py::arg("bias") = 0, py::arg("out") = 0, py::arg("sm_count") = 0, py::arg("ld_out") = 0,
+           py::arg("ld_scales") = 0)
+      .def_readonly("m", &GemmArgs::m)
+      .def_readonly("n", &GemmArgs::n)
+      .def_readonly("k", &GemmArgs::k)
+      .def_readonly("group_size", &GemmArgs::group_size);
 
-  m.def("can_implement",
-        [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds) {
-          const KernelEntry& e = lookup(name);
-          return static_cast<int>(
-              e.can_implement(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count, ldo, lds)));
-        }, W4A16_PROBLEM_ARGS,
-        "Status code (0 = success) of the kernel's can_implement for a problem; pointers only matter for alignment.");
+  m.def("can_implement", [](const std::string& name, const GemmArgs& p) {
+    return static_cast<int>(lookup(name).can_implement(p));
+  }, py::arg("name"), py::arg("problem"),
+        "Status code (0 = success) of the kernel's can_implement; addresses only matter for alignment.");
 
-  m.def("workspace_size",
-        [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds) {
-          const KernelEntry& e = lookup(name);
-          return e.workspace_size(make_args(mm, n, k, g, x, w, s, z, b, o, 0, 0, 0, sm_count, ldo, lds));
-        }, W4A16_PROBLEM_ARGS, "Workspace bytes the kernel needs for a problem.");
+  m.def("workspace_size", [](const std::string& name, const GemmArgs& p) {
+    return lookup(name).workspace_size(p);
+  }, py::arg("name"), py::arg("problem"), "Workspace bytes the kernel needs for a problem.");
 
-  m.def("run",
-        [](const std::string& name, int mm, int n, int k, int g, uintptr_t x, uintptr_t w,
-           uintptr_t s, uintptr_t z, uintptr_t b, uintptr_t o, int sm_count, int64_t ldo, int64_t lds,
-           uintptr_t ws, size_t ws_bytes, uintptr_t stream) {
-          const KernelEntry& e = lookup(name);
-          GemmArgs a = make_args(mm, n, k, g, x, w, s, z, b, o, ws, ws_bytes, stream, sm_count, ldo, lds);
-          py::gil_scoped_release release;
-          return static_cast<int>(e.run(a));
-        }, W4A16_PROBLEM_ARGS, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
-        py::arg("stream") = 0,
-        "Launch the kernel on a stream (no allocation, no synchronization). Returns a status code.");
-#undef W4A16_PROBLEM_ARGS
+  m.def("run", [](const std::string& name, const GemmArgs& p, uintptr_t workspace, size_t workspace_bytes,
+                  uintptr_t stream) {
+    const KernelEntry& e = lookup(name);
+    GemmArgs a = p;
+    a.workspace = const_cast<void*>(ptr(workspace));
+    a.workspace_bytes = workspace_bytes;
+    a.stream = reinterpret_cast<cudaStream_t>(stream);
+    py::gil_scoped_release release;
+    return static_cast<int>(e.run(a));
+  }, py::arg("name"), py::arg("problem"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+        py::arg("stream") = 0, "Launch the kernel on a stream (no allocation, no synchronization). Returns a status code.");
 }

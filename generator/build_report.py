@@ -2,7 +2,7 @@
 
     python build_report.py --log compile_log.jsonl --plan generated/manifest.json --so _C.so --out build_report.json
 
-Per generated file of this build (generated/sources.txt): compile seconds,
+Per generated file of this build (the plan's "files"): compile seconds,
 peak memory (MB) and object bytes, from the last compile of that file in the
 log (so an incremental build reports the newest numbers); files of earlier
 builds in the same directory are left out; totals; the extension's size. The report stays in the build
@@ -22,14 +22,15 @@ def _source_of(obj: str) -> str:
     return os.path.basename(obj)[: -len(".o")] if obj.endswith(".o") else os.path.basename(obj)
 
 
-def _current_sources(sources_txt: str) -> set[str] | None:
-    """Names of the files this build compiles: generated ones (sources.txt) and the binding's."""
-    try:
-        with open(sources_txt) as f:
-            names = {os.path.basename(line.strip()) for line in f if line.strip()}
-    except OSError:
-        return None
-    return names | {"bindings.cpp", "status.cpp"}
+def _kernel_sources(plan: dict) -> set[str]:
+    """File names of the generated kernel files (the plan's "files", written by the generator)."""
+    return {os.path.basename(f) for files in plan.get("files", {}).get("kernels", {}).values() for f in files}
+
+
+def _current_sources(plan: dict) -> set[str]:
+    """Names of the files this build compiles: generated ones and the binding's."""
+    other = {os.path.basename(f) for f in plan.get("files", {}).get("other", [])}
+    return _kernel_sources(plan) | other | {"bindings.cpp", "status.cpp"}
 
 
 def main() -> int:
@@ -51,11 +52,11 @@ def main() -> int:
     plan = json.load(open(a.plan))
     # Only the files of this build: a build directory reused after a manifest change still has
     # log lines of files that are no longer compiled.
-    current = _current_sources(os.path.join(os.path.dirname(a.plan), "sources.txt"))
-    if current is not None:
-        latest = {o: r for o, r in latest.items() if _source_of(o) in current}
+    current = _current_sources(plan)
+    latest = {o: r for o, r in latest.items() if _source_of(o) in current}
     files = sorted(latest.values(), key=lambda r: r["object"])
-    kernels = [r for r in files if "/generated/kernels/" in r["object"]]
+    kernel_sources = _kernel_sources(plan)
+    kernels = [r for r in files if _source_of(r["object"]) in kernel_sources]
     report = {
         "manifest": plan["manifest"], "manifest_sha256": plan["manifest_sha256"], "kernel_count": plan["count"],
         "shards": [{"object": os.path.basename(r["object"]), "seconds": r["seconds"], "peak_mb": r["peak_mb"],

@@ -6,6 +6,8 @@
     python -m w4a16_build.generate --list --rejected            # what the rules dropped, and why
     python -m w4a16_build.generate --estimate --manifest full   # build time, memory, size on this machine
 
+Deriving a manifest and heuristics from benchmark results is `python -m w4a16_build.derive`.
+
 The manifest defaults to $W4A16_MANIFEST, else `default`; include globs
 default to $W4A16_KERNELS (comma separated).
 """
@@ -19,26 +21,15 @@ import re
 import sys
 
 from .manifest import ManifestError, load, parse_kernel_filter
-from .paths import resolve_manifest
+from .paths import DEFAULT_MANIFEST, resolve_manifest
 from .pipeline import plan as make_plan
-
-
-def heuristics_text(table: dict) -> str:
-    """JSON with one line per rule and per measured row, so diffs of a re-derivation are readable."""
-    parts = []
-    for key, value in table.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            rows = ",\n".join("  " + json.dumps(v) for v in value)
-            parts.append(f" {json.dumps(key)}: [\n{rows}\n ]")
-        else:
-            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", default=os.environ.get("W4A16_MANIFEST") or "default",
-                   help="built-in manifest name or path to a YAML file (default: $W4A16_MANIFEST or 'default')")
+    p.add_argument("--manifest", default="",
+                   help=f"built-in manifest name or path to a YAML file (default or empty: $W4A16_MANIFEST, "
+                        f"else {DEFAULT_MANIFEST!r})")
     p.add_argument("--kernels", default=None,
                    help="comma-separated include globs on kernel names (default: $W4A16_KERNELS)")
     p.add_argument("--kernels-source", default=None, help=argparse.SUPPRESS)  # how errors name --kernels
@@ -46,14 +37,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list: print JSON with each kernel's configuration")
     p.add_argument("--rejected", action="store_true", help="with --list: print configurations a validity rule dropped")
     p.add_argument("--out", metavar="DIR", help="write generated sources and sources.txt into DIR")
-    p.add_argument("--from-results", nargs="+", metavar="JSON",
-                   help="derive the smallest manifest from benchmark results (bench --tactic all)")
-    p.add_argument("--tolerance", type=float, default=0.03,
-                   help="with --from-results: allowed slowdown against the best measured tactic")
-    p.add_argument("--write-manifest", metavar="YAML", help="with --from-results: write the manifest here")
-    p.add_argument("--name", default="derived", help="with --from-results: the derived manifest's name")
-    p.add_argument("--write-heuristics", metavar="JSON",
-                   help="with --from-results: write the heuristic table (rules kept, measured rows replaced)")
     p.add_argument("--estimate", action="store_true",
                    help="predict build time, memory per job and binary size on this machine")
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
@@ -110,8 +93,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
 
 def _main(argv, prog) -> int:
     args = build_parser(prog).parse_args(argv)
-    if args.from_results:
-        return _from_results(args)
     if not (args.list or args.json or args.out or args.rejected or args.estimate):
         build_parser(prog).error("nothing to do: give --list, --json, --estimate or --out DIR")
     if args.cuda_archs is not None:
@@ -124,6 +105,7 @@ def _main(argv, prog) -> int:
     kernels_source = args.kernels_source or ("--kernels" if args.kernels is not None else "W4A16_KERNELS")
     if args.kernels is None:
         args.kernels = os.environ.get("W4A16_KERNELS", "")
+    args.manifest = args.manifest or os.environ.get("W4A16_MANIFEST") or DEFAULT_MANIFEST
     try:
         manifest = load(resolve_manifest(args.manifest))
         plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source))
@@ -176,43 +158,4 @@ def _main(argv, prog) -> int:
             print(f"manifest {manifest.name} (sha256 {manifest.sha256[:12]}): {len(plan.kernels)} kernels "
                   f"in {len(plan.shards)} files; {len(res.written)} written, {len(res.unchanged)} unchanged, "
                   f"{len(res.removed)} removed -> {args.out}", file=sys.stderr if args.list or args.json else sys.stdout)
-    return 0
-
-
-def _from_results(args) -> int:
-    from .derive import add_fallbacks, cover, load_points, manifest_text, measured_rows
-
-    if not 0 <= args.tolerance < 1:
-        print(f"error: --tolerance must be in [0, 1), got {args.tolerance}", file=sys.stderr)
-        return 2
-    try:
-        points = load_points(args.from_results)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    covered = cover(points, args.tolerance)
-    chosen = add_fallbacks(points, covered)
-    text = manifest_text(chosen, [os.path.basename(p) for p in args.from_results], args.tolerance, len(points),
-                         name=args.name, n_fallbacks=len(chosen) - len(covered))
-    if args.write_manifest:
-        with open(args.write_manifest, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    if args.write_heuristics:
-        from .paths import _HERE
-
-        # The shipped table: beside the package (installed) or in the source tree.
-        bases = [_HERE.parent / "heuristics.json", _HERE.parent / "python" / "w4a16_build" / "heuristics.json"]
-        base = next((b for b in bases if b.is_file()), None)
-        if base is None:
-            print("error: cannot find the shipped heuristics.json to extend", file=sys.stderr)
-            return 2
-        table = json.loads(base.read_text())
-        table["measured"] = measured_rows(points, chosen)
-        table["measured_from"] = [os.path.basename(p) for p in args.from_results]
-        with open(args.write_heuristics, "w") as f:
-            f.write(heuristics_text(table))
-    print(f"{len(covered)} kernels cover {len(points)} points within {100 * args.tolerance:g}%; "
-          f"{len(chosen) - len(covered)} K=64 fallbacks added for group sizes below 128", file=sys.stderr)
     return 0

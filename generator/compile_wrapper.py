@@ -2,11 +2,13 @@
 
 CMake puts it in front of nvcc and the host compiler (CMAKE_<LANG>_COMPILER_LAUNCHER):
 
-    python compile_wrapper.py --log BUILD/compile_log.jsonl -- [ccache] nvcc ... -o file.o
+    python compile_wrapper.py --log BUILD/compile_log.jsonl --plan BUILD/generated/manifest.json \
+        -- [ccache] nvcc ... -o file.o
 
 It runs the command, then appends one JSON line to the log (under a file lock,
 as ninja runs several compiles at once). One rewrite, for reproducible builds:
-a generated kernel file is compiled from a content-addressed copy
+a generated kernel file (one the plan's "files" lists: the generator says
+which, no path pattern does) is compiled from a content-addressed copy
 (<tmp>/w4a16_build-src/<sha256>/<name>.cu), because nvcc hashes the source
 file's location into the names of internal device symbols; two checkouts in
 different directories then produce identical objects. The copies live in a
@@ -54,7 +56,15 @@ def content_root() -> str | None:
     return None
 
 
-def stable_source(cmd: list[str]) -> list[str]:
+def generated_kernel_files(plan: dict, plan_path: str) -> set[str]:
+    """Absolute paths of the kernel files the generator wrote (manifest.json "files", relative
+    to the directory of manifest.json)."""
+    base = os.path.dirname(os.path.abspath(plan_path))
+    return {os.path.normpath(os.path.join(base, f))
+            for files in plan.get("files", {}).get("kernels", {}).values() for f in files}
+
+
+def stable_source(cmd: list[str], kernel_files: set[str]) -> list[str]:
     """Point the compile of a generated kernel file at a content-addressed copy of it.
 
     The copy is trusted only because nobody else can write where it lives (content_root):
@@ -64,7 +74,7 @@ def stable_source(cmd: list[str]) -> list[str]:
         return cmd
     i = cmd.index("-c") + 1
     src = cmd[i]
-    if not (src.endswith(".cu") and os.sep + os.path.join("generated", "kernels") + os.sep in src):
+    if os.path.normpath(os.path.abspath(src)) not in kernel_files:
         return cmd
     root = content_root()
     if root is None:
@@ -88,11 +98,16 @@ def stable_source(cmd: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if "--" not in argv or argv[0] != "--log":
-        print("usage: compile_wrapper.py --log FILE -- COMMAND...", file=sys.stderr)
+    if "--" not in argv or argv[:1] != ["--log"] or argv[2:3] != ["--plan"]:
+        print("usage: compile_wrapper.py --log FILE --plan GENERATED/manifest.json -- COMMAND...", file=sys.stderr)
         return 2
-    log = argv[1]
-    cmd = stable_source(argv[argv.index("--") + 1:])
+    log, plan_path = argv[1], argv[3]
+    try:
+        with open(plan_path) as f:
+            plan = json.load(f)
+    except (OSError, ValueError):
+        plan = {}  # no plan: compile every file where it is (reproducibility is then not promised)
+    cmd = stable_source(argv[argv.index("--") + 1:], generated_kernel_files(plan, plan_path))
     t0 = time.monotonic()
     rc = subprocess.call(cmd)
     wall = time.monotonic() - t0
@@ -119,7 +134,7 @@ def main(argv: list[str]) -> int:
             except ImportError:  # run as a script by CMake
                 from progress import say
             name = os.path.basename(out or "?").removesuffix(".o")
-            say(f"w4a16: [{done}/{_files_in_build(log)}] compiled {name}  {wall:.0f} s, {peak_kb / 2**20:.1f} GB")
+            say(f"w4a16: [{done}/{_files_in_build(plan)}] compiled {name}  {wall:.0f} s, {peak_kb / 2**20:.1f} GB")
         except Exception:
             pass
     return rc
@@ -134,13 +149,10 @@ def _lines_at_configure(log: str) -> int:
         return 0
 
 
-def _files_in_build(log: str) -> int:
-    """Generated sources (generated/sources.txt beside the log) + the two hand-written ones."""
-    try:
-        with open(os.path.join(os.path.dirname(log), "generated", "sources.txt")) as f:
-            return sum(1 for line in f if line.strip()) + 2
-    except OSError:
-        return 0
+def _files_in_build(plan: dict) -> int:
+    """Generated sources (the plan's "files") + the two hand-written ones (bindings, status)."""
+    files = plan.get("files", {})
+    return sum(len(v) for v in files.get("kernels", {}).values()) + len(files.get("other", [])) + 2
 
 
 if __name__ == "__main__":

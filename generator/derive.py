@@ -1,4 +1,12 @@
-"""`--from-results`: the smallest manifest that keeps every measured point within a tolerance.
+"""Benchmark results -> the smallest manifest (and the heuristic table's measured rows).
+
+    python -m w4a16_build.derive RESULTS.json... [--tolerance 0.03] [--write-manifest YAML]
+        [--heuristics heuristics.json --write-heuristics OUT.json]
+
+(`python -m generator.derive` in a source checkout.) The smallest manifest keeps every measured
+point within a tolerance of its best tactic; the heuristic table is the one given with
+--heuristics (usually python/w4a16_build/heuristics.json), its rules kept and its measured rows
+replaced.
 
 Input: JSON files from `python -m w4a16_build.bench --tactic all` (every tactic timed at every
 (shape, M)), each naming its dtype, mode and group. A point is (dtype, mode, group, K, N, M); a
@@ -10,8 +18,11 @@ for each point, the fastest *chosen* tactic.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 from .model import parse_name
@@ -112,7 +123,7 @@ def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_poi
     lines = [
         f"name: {name}",
         "description: >",
-        f"  Derived by `python -m w4a16_build.generate --from-results` (tolerance {tolerance:g}) from",
+        f"  Derived by `python -m w4a16_build.derive` (tolerance {tolerance:g}) from",
         f"  {', '.join(sources)}: a greedy set cover whose best tactic is within",
         f"  {100 * tolerance:g}% of the best measured one at each of {n_points} (dtype, mode, group, shape, M)",
         f"  points, plus {n_fallbacks} K=64 tile(s) so that group size 64 runs at every M.",
@@ -122,3 +133,66 @@ def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_poi
     ]
     lines += [f"  - {t}" for t in chosen]
     return "\n".join(lines) + "\n"
+
+
+def heuristics_text(table: dict) -> str:
+    """JSON with one line per rule and per measured row, so diffs of a re-derivation are readable."""
+    parts = []
+    for key, value in table.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            rows = ",\n".join("  " + json.dumps(v) for v in value)
+            parts.append(f" {json.dumps(key)}: [\n{rows}\n ]")
+        else:
+            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="+", metavar="JSON", help="results of `python -m w4a16_build.bench --tactic all`")
+    p.add_argument("--tolerance", type=float, default=0.03,
+                   help="allowed slowdown against the best measured tactic (default 0.03)")
+    p.add_argument("--write-manifest", metavar="YAML", help="write the manifest here (default: standard output)")
+    p.add_argument("--name", default="derived", help="the derived manifest's name")
+    p.add_argument("--heuristics", metavar="PATH", help="the heuristic table to extend (its rules are kept)")
+    p.add_argument("--write-heuristics", metavar="JSON",
+                   help="write the table of --heuristics with its measured rows replaced by these results")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.derive") -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if not 0 <= args.tolerance < 1:
+        print(f"error: --tolerance must be in [0, 1), got {args.tolerance}", file=sys.stderr)
+        return 2
+    if args.write_heuristics and not args.heuristics:
+        print("error: --write-heuristics needs --heuristics PATH (the table whose rules to keep)", file=sys.stderr)
+        return 2
+    try:
+        points = load_points(args.results)
+        table = json.loads(Path(args.heuristics).read_text()) if args.heuristics else None
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    covered = cover(points, args.tolerance)
+    chosen = add_fallbacks(points, covered)
+    text = manifest_text(chosen, [os.path.basename(p) for p in args.results], args.tolerance, len(points),
+                         name=args.name, n_fallbacks=len(chosen) - len(covered))
+    if args.write_manifest:
+        with open(args.write_manifest, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.write_heuristics:
+        table["measured"] = measured_rows(points, chosen)
+        table["measured_from"] = [os.path.basename(p) for p in args.results]
+        with open(args.write_heuristics, "w") as f:
+            f.write(heuristics_text(table))
+    print(f"{len(covered)} kernels cover {len(points)} points within {100 * args.tolerance:g}%; "
+          f"{len(chosen) - len(covered)} K=64 fallbacks added for group sizes below 128", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m generator.derive"))

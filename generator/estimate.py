@@ -1,6 +1,6 @@
 """`--estimate`: predicted build time, memory per job and binary size of a plan.
 
-Costs are per generated file (shard), from measurements on this project's 2-core, 24 GB build
+Costs are per generated file (shard), each family's in its model class (`cost`), from measurements on this project's 2-core, 24 GB build
 machine (nvcc 13.0, sm_90a, -O3):
 - CUTLASS shard of n kernels: about 47 + 19 n seconds of one core and 3.6 + 1.4 n GB peak
   (the largest seen; the mean is lower). Measured: one kernel alone 60 s / 4.86 GB
@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import os
 
+from .model import FAMILIES
 from .pipeline import Plan, Shard
 
-SO_KB = {"cutlass": 115.0, "gemv": 45.0}
 FIXED_S = 40.0
 BASE_SO_MB = 0.3
 WHEEL_RATIO = 0.25
@@ -29,10 +29,8 @@ WHEEL_RATIO = 0.25
 
 def shard_cost(sh: Shard) -> tuple[float, float]:
     """(CPU seconds, peak GB) to compile one generated file."""
-    n = len(sh.kernels)
-    if sh.kernels[0].family == "cutlass":
-        return 47.0 + 19.0 * n, 3.6 + 1.4 * n
-    return 5.0 * n, 0.3 + 0.05 * n
+    n, c = len(sh.kernels), type(sh.kernels[0]).cost
+    return c.file_s + c.kernel_s * n, c.file_gb + c.kernel_gb * n
 
 
 def gb_per_job(plan: Plan) -> float:
@@ -58,7 +56,7 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
     c, m = machine()
     cores = cores or c
     mem_gb = mem_gb or m
-    counts = {fam: sum(1 for k in plan.kernels if k.family == fam) for fam in SO_KB}
+    counts = {cls.family: sum(1 for k in plan.kernels if k.family == cls.family) for cls in FAMILIES}
     per_job = gb_per_job(plan)
     jobs = max(1, min(cores, int(mem_gb // per_job) if mem_gb else cores))
     costs = [shard_cost(sh) for sh in plan.shards]
@@ -66,7 +64,7 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
     # Wall time: the files spread over the jobs, but no faster than the slowest single file.
     wall_s = FIXED_S + max(cpu_s / jobs, max((t for t, _ in costs), default=0.0))
     peak = max((g for _, g in costs), default=0.0)
-    so_mb = BASE_SO_MB + sum(counts[f] * SO_KB[f] for f in SO_KB) / 1024
+    so_mb = BASE_SO_MB + sum(counts[cls.family] * cls.cost.kernel_kb for cls in FAMILIES) / 1024
     return {
         "manifest": plan.manifest.name, "kernels": counts, "files": len(plan.shards), "cores": cores,
         "memory_gb": round(mem_gb, 1), "jobs": jobs, "gb_per_job": per_job, "cpu_seconds": round(cpu_s),
@@ -76,9 +74,14 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
     }
 
 
+def _kernel_counts(e: dict) -> str:
+    """"69 cutlass + 20 gemv kernels": every family's count."""
+    return " + ".join(f"{n} {fam}" for fam, n in e["kernels"].items()) + " kernels"
+
+
 def format_estimate(e: dict) -> str:
     mins = e["wall_seconds"] / 60
-    return (f"manifest {e['manifest']}: {e['kernels']['cutlass']} CUTLASS + {e['kernels']['gemv']} GEMV kernels\n"
+    return (f"manifest {e['manifest']}: {_kernel_counts(e)}\n"
             f"  in {e['files']} files; this machine: {e['cores']} cores, {e['memory_gb']} GB -> "
             f"{e['jobs']} parallel compiles (~{e['gb_per_job']} GB each)\n"
             f"  build time  ~{math.ceil(mins)} min ({e['cpu_seconds']} CPU-seconds of compiles)\n"
@@ -89,5 +92,5 @@ def format_estimate(e: dict) -> str:
 def one_line(e: dict) -> str:
     """The estimate as the build prints it at configure time."""
     return (f"estimate: about {math.ceil(e['wall_seconds'] / 60)} minutes of compiling on this machine "
-            f"({e['kernels']['cutlass']} CUTLASS + {e['kernels']['gemv']} GEMV kernels in {e['files']} files, "
+            f"({_kernel_counts(e)} in {e['files']} files, "
             f"{e['jobs']} at once, ~{e['peak_gb_per_job']} GB each)")

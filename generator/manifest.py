@@ -24,12 +24,16 @@ A manifest is a mapping with these keys (all but `name` optional):
     include: ["*"]                # globs on kernel names
     exclude: []
 
-`gemv: false` builds no GEMV kernel.
+Each kernel family has its section, keyed by its model class's `manifest_key`
+(model.py): `sets` (CUTLASS) and `gemv`. A section is a list of sets, one set,
+`true` (every value of every axis) or `false`. An omitted CUTLASS section builds
+nothing, an omitted `gemv` every GEMV kernel; `gemv: false` builds none. In a
+CUTLASS set every axis must be given, so a manifest says exactly what it builds;
+in a GEMV set an omitted axis means all of its values.
 
-Within `sets`, combinations that break a validity rule (rules.py) are dropped:
-a set spans axes, not every point of it must exist. An explicit name in
-`kernels` that breaks a rule is an error. Every axis must be given in every
-set, so a manifest says exactly what it builds.
+Within a set, combinations that break a validity rule (the family's RULES) are
+dropped: a set spans axes, not every point of it must exist. An explicit name
+in `kernels` that breaks a rule is an error.
 """
 
 from __future__ import annotations
@@ -47,11 +51,17 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise SystemExit("w4a16_build's generator needs PyYAML to read manifests: pip install pyyaml") from None
 
-from . import rules
-from .model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule, Tile,
-                    TileScheduler, parse_name)
+from .model import FAMILIES, Kernel, parse_name
 
-TOP_KEYS = ("name", "description", "kernels_per_file", "sets", "kernels", "gemv", "include", "exclude")
+
+
+def sections() -> dict[str, type[Kernel]]:
+    """One section per kernel family: its model class's manifest_key (`sets` for CUTLASS, `gemv`)."""
+    return {cls.manifest_key: cls for cls in FAMILIES}
+
+
+def top_keys() -> tuple[str, ...]:
+    return ("name", "description", "kernels_per_file", *sections(), "kernels", "include", "exclude")
 MAX_KERNELS_PER_FILE = 8
 
 
@@ -66,11 +76,14 @@ class Manifest:
     sha256: str
     description: str
     kernels_per_file: int
-    sets: tuple[dict[str, tuple[str, ...]], ...]
+    # family -> its sets (axis -> values), in FAMILIES order; a family without sets builds nothing
+    sections: tuple[tuple[str, tuple[dict[str, tuple[str, ...]], ...]], ...]
     kernels: tuple[str, ...]
-    gemv: Optional[dict[str, tuple[str, ...]]]   # None: no GEMV kernels
     include: tuple[str, ...]
     exclude: tuple[str, ...]
+
+    def sets_of(self, family: str) -> tuple[dict[str, tuple[str, ...]], ...]:
+        return dict(self.sections).get(family, ())
 
 
 def _err(path: str, key: str, msg: str) -> ManifestError:
@@ -95,34 +108,36 @@ def _axis_values(path: str, key: str, raw: Any, allowed: list[str]) -> tuple[str
     return tuple(values)
 
 
-def _parse_set(path: str, index: int, raw: Any) -> dict[str, tuple[str, ...]]:
-    where = f"sets[{index}]"
+def _parse_set(path: str, where: str, raw: Any, cls: type[Kernel]) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise _err(path, where, f"expected a mapping of axes, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(AXES))
+    unknown = sorted(set(raw) - set(cls.AXES))
     if unknown:
-        raise _err(path, f"{where}.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(AXES)}")
-    out = {axis: _axis_values(path, f"{where}.{axis}", raw[axis], allowed)
-           for axis, allowed in AXES.items() if axis in raw}
-    missing = [a for a in AXES if a not in raw]
-    if missing:
-        raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(AXES)}")
-    return out
+        raise _err(path, f"{where}.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(cls.AXES)}")
+    given = {axis: _axis_values(path, f"{where}.{axis}", raw[axis], allowed)
+             for axis, allowed in cls.AXES.items() if axis in raw}
+    missing = [a for a in cls.AXES if a not in raw]
+    if missing and cls.axes_required:
+        raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(cls.AXES)}")
+    # Where axes may be left out (the GEMV), an omitted axis means all of its values.
+    return {axis: given.get(axis, tuple(allowed)) for axis, allowed in cls.AXES.items()}
 
 
-def _parse_gemv(path: str, raw: Any) -> Optional[dict[str, tuple[str, ...]]]:
+def _parse_section(path: str, raw: Any, cls: type[Kernel]) -> tuple[dict[str, tuple[str, ...]], ...]:
+    """A family's section: a list of sets, one set (a mapping), true (every value of every axis) or
+    false (none). Omitted: none, or all where the family says so (section_default_all)."""
+    key = cls.manifest_key
+    if raw is None:
+        raw = cls.section_default_all
     if raw is False:
-        return None
-    if raw is None or raw is True:
-        return {axis: tuple(values) for axis, values in GEMV_AXES.items()}
-    if not isinstance(raw, dict):
-        raise _err(path, "gemv", "expected a mapping of axes (dtype, mode, max_m) or false")
-    unknown = sorted(set(raw) - set(GEMV_AXES))
-    if unknown:
-        raise _err(path, f"gemv.{unknown[0]}", f"unknown axis; allowed axes: {', '.join(GEMV_AXES)}")
-    # An omitted axis means all of its values.
-    return {axis: _axis_values(path, f"gemv.{axis}", raw[axis], allowed) if axis in raw else tuple(allowed)
-            for axis, allowed in GEMV_AXES.items()}
+        return ()
+    if raw is True:
+        return ({axis: tuple(values) for axis, values in cls.AXES.items()},)
+    if isinstance(raw, dict):
+        return (_parse_set(path, key, raw, cls),)
+    if isinstance(raw, list):
+        return tuple(_parse_set(path, f"{key}[{i}]", s, cls) for i, s in enumerate(raw))
+    raise _err(path, key, f"expected a list of axis mappings ({', '.join(cls.AXES)}), a mapping, true or false")
 
 
 def _globs(path: str, key: str, raw: Any) -> tuple[str, ...]:
@@ -135,19 +150,6 @@ def _globs(path: str, key: str, raw: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _outside_axes(cfg) -> Optional[str]:
-    """Why an explicitly named kernel lies outside the values a set may use, or None
-    (names get the same allowed values as sets: AXES, GEMV_AXES)."""
-    if not isinstance(cfg, KernelConfig):
-        return None  # GemvConfig.from_name checks its own axes
-    values = {"tile_rows": str(cfg.tile.rows), "tile_tokens": str(cfg.tile.tokens), "tile_k": str(cfg.tile.k),
-              "cluster": cfg.cluster.short}
-    for axis, value in values.items():
-        if value not in AXES[axis]:
-            return f"{axis} {value} is not allowed; allowed: {', '.join(AXES[axis])}"
-    return None
-
-
 def parse(text: str, path: str = "<string>") -> Manifest:
     try:
         raw = yaml.safe_load(text)
@@ -157,19 +159,16 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         raise ManifestError(f"{path}: the manifest is empty; it needs at least `name:` and a set, kernel or gemv section")
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(TOP_KEYS))
+    unknown = sorted(set(raw) - set(top_keys()))
     if unknown:
-        raise _err(path, unknown[0], f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
+        raise _err(path, unknown[0], f"unknown key; allowed keys: {', '.join(top_keys())}")
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise _err(path, "name", f"expected a name of letters, digits, _ . -, got {name!r}")
     kpf = raw.get("kernels_per_file", 1)
     if not isinstance(kpf, int) or isinstance(kpf, bool) or not 1 <= kpf <= MAX_KERNELS_PER_FILE:
         raise _err(path, "kernels_per_file", f"expected an integer 1..{MAX_KERNELS_PER_FILE}, got {kpf!r}")
-    sets_raw = raw.get("sets") or []
-    if not isinstance(sets_raw, list):
-        raise _err(path, "sets", "expected a list of axis mappings")
-    sets = tuple(_parse_set(path, i, s) for i, s in enumerate(sets_raw))
+    parsed = tuple((cls.family, _parse_section(path, raw.get(key), cls)) for key, cls in sections().items())
     kernels_raw = raw.get("kernels") or []
     if not isinstance(kernels_raw, list):
         raise _err(path, "kernels", "expected a list of kernel names")
@@ -178,16 +177,15 @@ def parse(text: str, path: str = "<string>") -> Manifest:
             cfg = parse_name(str(k))
         except ValueError as e:
             raise _err(path, f"kernels[{i}]", str(e)) from None
-        outside = _outside_axes(cfg)
+        outside = cfg.outside_axes()
         if outside:
             raise _err(path, f"kernels[{i}]", f"{k}: {outside}")
-        broken = rules.violations(cfg)
+        broken = cfg.violations()
         if broken:
             rule, reason = broken[0]
             raise _err(path, f"kernels[{i}]", f"{k} breaks rule {rule}: {reason}")
-    gemv = _parse_gemv(path, raw.get("gemv"))
-    if not sets and not kernels_raw and not gemv:
-        raise _err(path, "sets", "a manifest needs at least one set, kernel name or GEMV kernel")
+    if not kernels_raw and not any(sets for _, sets in parsed):
+        raise _err(path, "sets", f"a manifest needs at least one kernel name or set ({', '.join(sections())})")
     desc = raw.get("description", "")
     return Manifest(
         name=name,
@@ -195,9 +193,8 @@ def parse(text: str, path: str = "<string>") -> Manifest:
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         description=str(desc).strip(),
         kernels_per_file=kpf,
-        sets=sets,
+        sections=parsed,
         kernels=tuple(str(k) for k in kernels_raw),
-        gemv=gemv,
         include=_globs(path, "include", raw.get("include")),
         exclude=_globs(path, "exclude", raw.get("exclude")),
     )
@@ -216,28 +213,11 @@ def load(path: str | Path) -> Manifest:
     return parse(text, str(p))
 
 
-def expand_set(s: dict[str, tuple[str, ...]]) -> Iterable[KernelConfig]:
+def expand_set(s: dict[str, tuple[str, ...]], cls: type[Kernel]) -> Iterable[Kernel]:
     """Every point of a set's product, valid or not."""
-    for dt, mode, r, t, k, cl, sch, ts in itertools.product(
-        s["dtype"], s["mode"], s["tile_rows"], s["tile_tokens"], s["tile_k"],
-        s["cluster"], s["schedule"], s["scheduler"],
-    ):
-        yield KernelConfig(
-            dtype=DType.parse(dt),
-            mode=QuantMode.parse(mode),
-            tile=Tile(int(r), int(t), int(k)),
-            cluster=Cluster.parse(cl),
-            schedule=Schedule.parse(sch),
-            scheduler=TileScheduler.parse(ts),
-        )
-
-
-def expand_gemv(g: Optional[dict[str, tuple[str, ...]]]) -> Iterable[GemvConfig]:
-    if not g:
-        return
-    for dt, mode, max_m, rows, stages in itertools.product(
-            g["dtype"], g["mode"], g["max_m"], g["rows_per_warp"], g["stages"]):
-        yield GemvConfig(DType.parse(dt), QuantMode.parse(mode), int(max_m), int(rows), int(stages))
+    axes = list(cls.AXES)
+    for point in itertools.product(*(s[a] for a in axes)):
+        yield cls.from_axes(dict(zip(axes, point)))
 
 
 def matches(name: str, include: Iterable[str], exclude: Iterable[str]) -> bool:

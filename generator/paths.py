@@ -11,6 +11,10 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 
+# The manifest a build uses when none is named (W4A16_MANIFEST unset or empty): set here only;
+# pyproject.toml and CMakeLists.txt pass an empty value through.
+DEFAULT_MANIFEST = "default"
+
 
 def _find(name: str) -> Path:
     for cand in (_HERE.parent / "_data" / name, _HERE.parent / name):

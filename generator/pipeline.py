@@ -1,6 +1,6 @@
 """enumerate -> validate -> filter -> shard: from a manifest to a build plan.
 
-Every step is a plain function over `KernelConfig`s so tests can check each
+Every step is a plain function over `Kernel`s so tests can check each
 one; `plan()` runs them in order. Ordering is by kernel name everywhere, so
 the same manifest always gives the same plan (and byte-identical files).
 """
@@ -11,16 +11,15 @@ import dataclasses
 import hashlib
 from typing import Iterable
 
-from . import rules
-from .manifest import Manifest, expand_gemv, expand_set, matches
-from .model import GemvConfig, KernelConfig, parse_name
+from .manifest import Manifest, expand_set, matches
+from .model import FAMILIES, Kernel, family, parse_name
 
-Config = KernelConfig | GemvConfig
+Config = Kernel
 
 
 @dataclasses.dataclass(frozen=True)
 class Rejected:
-    config: KernelConfig
+    config: Kernel
     rule: str
     reason: str
 
@@ -30,7 +29,7 @@ class Shard:
     """One generated .cu file and the kernels it instantiates."""
 
     filename: str
-    kernels: tuple[KernelConfig, ...]
+    kernels: tuple[Kernel, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Plan:
     manifest: Manifest
     kernels: tuple[Config, ...]            # valid, filtered, sorted by name
     rejected: tuple[Rejected, ...]         # dropped by a validity rule
-    filtered_out: tuple[KernelConfig, ...]  # valid but excluded by a filter
+    filtered_out: tuple[Kernel, ...]  # valid but excluded by a filter
     shards: tuple[Shard, ...]
 
     @property
@@ -46,24 +45,23 @@ class Plan:
         return [k.name for k in self.kernels]
 
 
-def enumerate_configs(manifest: Manifest) -> list[KernelConfig]:
+def enumerate_configs(manifest: Manifest) -> list[Kernel]:
     """Every configuration the manifest names, deduplicated by name."""
-    seen: dict[str, KernelConfig] = {}
-    for s in manifest.sets:
-        for cfg in expand_set(s):
-            seen.setdefault(cfg.name, cfg)
+    seen: dict[str, Kernel] = {}
+    for fam, sets in manifest.sections:
+        for s in sets:
+            for cfg in expand_set(s, family(fam)):
+                seen.setdefault(cfg.name, cfg)
     for name in manifest.kernels:
         cfg = parse_name(name)
-        seen.setdefault(cfg.name, cfg)
-    for cfg in expand_gemv(manifest.gemv):
         seen.setdefault(cfg.name, cfg)
     return [seen[n] for n in sorted(seen)]
 
 
-def validate(configs: Iterable[KernelConfig]) -> tuple[list[KernelConfig], list[Rejected]]:
+def validate(configs: Iterable[Kernel]) -> tuple[list[Kernel], list[Rejected]]:
     valid, rejected = [], []
     for cfg in configs:
-        broken = rules.violations(cfg)
+        broken = cfg.violations()
         if broken:
             rejected.append(Rejected(cfg, *broken[0]))
         else:
@@ -71,8 +69,8 @@ def validate(configs: Iterable[KernelConfig]) -> tuple[list[KernelConfig], list[
     return valid, rejected
 
 
-def filter_configs(configs: Iterable[KernelConfig], include: Iterable[str] = (),
-                   exclude: Iterable[str] = ()) -> tuple[list[KernelConfig], list[KernelConfig]]:
+def filter_configs(configs: Iterable[Kernel], include: Iterable[str] = (),
+                   exclude: Iterable[str] = ()) -> tuple[list[Kernel], list[Kernel]]:
     include, exclude = list(include), list(exclude)
     kept, dropped = [], []
     for cfg in configs:
@@ -95,8 +93,9 @@ def shard(configs: Iterable[Config], per_file: int) -> list[Shard]:
     manifest edit recompiles only the shard it touches.
     """
     out = []
-    for family in ("cutlass", "gemv"):
-        fam = sorted((c for c in configs if c.family == family), key=lambda c: c.name)
+    configs = list(configs)
+    for cls in FAMILIES:
+        fam = sorted((c for c in configs if c.family == cls.family), key=lambda c: c.name)
         if per_file == 1:
             out += [Shard(f"{c.name}.cu", (c,)) for c in fam]
             continue

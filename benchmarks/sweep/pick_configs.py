@@ -3,7 +3,7 @@
     python benchmarks/sweep/pick_configs.py RESULTS.json --count 24 --pairs bf16:groupwise,fp16:per_column
 
 Reads `bench --tactic all` results of one (dtype, mode) (the full fp16 groupwise sweep), takes the
-greedy cover at 3% (`generate --from-results`), then adds the configurations that are within 10%
+greedy cover at 3% (`python -m w4a16_build.derive`), then adds the configurations that are within 10%
 of the best at the most points, up to --count. Prints a W4A16_KERNELS value: those configurations
 under every pair asked for, plus every GEMV variant of those pairs (seconds each to build).
 """

@@ -26,8 +26,11 @@ def ext():
 
 
 def list_kernels() -> list[dict]:
-    """Name and parsed configuration of every compiled kernel, in name order."""
-    return [dict(k) for k in ext().list_kernels()]
+    """Name and configuration of every compiled kernel, in name order: the registry holds the
+    names, the generator's model (schema.py) parses each into its configuration."""
+    from .schema import parse_name
+
+    return [parse_name(name).to_dict() for name in ext().list_kernels()]
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,7 +42,7 @@ def build_info() -> dict:
     """What this build holds: manifest name and sha256, kernel count and names,
     CUDA architectures, CUTLASS version and nvcc version."""
     info = dict(ext().build_info())
-    names = [k["name"] for k in ext().list_kernels()]
+    names = list(ext().list_kernels())
     plan = _build_manifest()
     info.update(
         kernel_count=len(names),

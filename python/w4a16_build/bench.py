@@ -23,15 +23,16 @@ import time
 
 import torch
 
-from . import W4A16Error, build_info, gemm, pack, quantize, tactics
-from .runner import _check_device, _kernels, pointers, selected_tactic
-from .timing import n_copies, time_graph, time_pair
+from ._ext import build_info
+from .dtypes import TORCH as DT
+from .kernels import W4A16Error, can_implement, check_device, problem, tactics
+from .runner import gemm, selected_tactic
+from .timing import n_copies, random_packed, time_graph, time_pair, weight_bytes, weight_copies
 
 # benchmarks/README.md: K x N of one linear layer each.
 SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57344), (28672, 8192)]
 DEFAULT_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec
-DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
 SETTLE_S = 0.3  # idle before each (shape, M) pair of measurements
 
 
@@ -43,19 +44,10 @@ def card_name() -> str:
     return name
 
 
-def weight_bytes(n: int, k: int, mode: str, group: int) -> int:
-    groups = 1 if mode == "per_column" else k // group
-    per_group = 2 * (2 if mode == "groupwise_zero" else 1)
-    return n * k // 2 + n * groups * per_group
-
-
 def applicable(names, x, p, sms) -> list[str]:
-    from ._ext import ext
-
-    C = ext()
     m = x.numel() // p.k
-    ptrs = pointers(x, p, x)  # out: any address with x's alignment will do for the check
-    return [t for t in names if C.can_implement(t, m, p.n, p.k, p.group_size, **ptrs, sm_count=sms) == 0]
+    prob = problem(x.view(m, p.k), p, x.view(m, p.k), sms=sms)  # out: any address with x's alignment
+    return [t for t in names if can_implement(t, prob) == 0]
 
 
 class CublasBench:
@@ -76,20 +68,12 @@ class OursBench:
     """W4A16 gemm() on rotating copies of one random packed weight."""
 
     def __init__(self, k, n, dtype, mode, group):
-        import dataclasses
-
         self.k, self.n, self.dt = k, n, DT[dtype]
         self.dtype, self.mode = dtype, mode
-        w = torch.randn(n, k, device="cuda") * 0.02
-        q, s, z = quantize(w, None if mode == "per_column" else group, mode)
-        self.base = pack(q, s.to(self.dt), None if z is None else z.to(self.dt), mode=mode, dtype=self.dt)
-        del w, q
-        self.copies = n_copies(weight_bytes(n, k, mode, group))
-        b = self.base
-        self.packs = [dataclasses.replace(b, qweight=b.qweight.clone(), scales=b.scales.clone(),
-                                          zeros=None if b.zeros is None else b.zeros.clone())
-                      for _ in range(self.copies)]
-        self.sms = _check_device(torch.device("cuda"))
+        self.base = random_packed(n, k, dtype, mode, group)
+        self.packs = weight_copies(self.base)
+        self.copies = len(self.packs)
+        self.sms = check_device(torch.device("cuda", torch.cuda.current_device()))
 
     def fn(self, m: int, tactic: str | None):
         x = torch.randn(m, self.k, device="cuda", dtype=self.dt)

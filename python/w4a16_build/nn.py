@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from . import ops  # noqa: F401  (registers torch.ops.w4a16.gemm)
-from .packing import DTYPES, PackedWeight, pack, padded_rows
+from .dtypes import NAMES as DTYPES
+from .packing import PackedWeight, pack, padded_rows
 from .quant import check_mode, quantize
 
 
@@ -35,7 +36,7 @@ class W4A16Linear(nn.Module):
                              "and be a multiple of 64 (or equal in_features)")
         self.in_features, self.out_features = in_features, out_features
         self.group_size, self.mode, self.dtype = group, mode, dtype
-        self.tactic = ""  # "" = select per call (tuning.py); or a kernel name
+        self.tactic = ""  # "" = select per call (selection.py); or a kernel name
         groups = in_features // group
         self.register_buffer("qweight", torch.zeros(padded_rows(out_features) * in_features // 2,
                                                     dtype=torch.uint8, device=device))

@@ -27,10 +27,10 @@ import numbers
 
 import torch
 
+from .dtypes import NAMES as DTYPES
 from .quant import MODES, check_mode
 
 ATOM = 16  # rows and k per reorder atom
-DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 @dataclasses.dataclass(frozen=True)

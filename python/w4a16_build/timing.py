@@ -1,6 +1,7 @@
 """Kernel timing without host overhead, shared by the benchmark and the tuner.
 
-One call per weight copy is captured in a CUDA graph (so no launch or Python
+The weight-copy rotation lives here only: `weight_copies()` makes the copies of a random packed
+weight (`random_packed()`) that one timed pass rotates over. One call per weight copy is captured in a CUDA graph (so no launch or Python
 overhead is in the number), the graph is replayed, CUDA events time the
 replays, and the best of `repeats` rounds is kept. Rotating over copies that
 together exceed the L2 keeps the weights cold (benchmarks/README.md).
@@ -8,15 +9,46 @@ together exceed the L2 keeps the weights cold (benchmarks/README.md).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
+
+from .dtypes import TORCH
+from .packing import PackedWeight, pack
+from .quant import quantize
 
 
 def n_copies(bytes_per_copy: int, device=None) -> int:
     """Copies whose total is at least 4x the L2, at least 2."""
     l2 = torch.cuda.get_device_properties(device or torch.cuda.current_device()).L2_cache_size
     return max(2, math.ceil(4 * l2 / max(bytes_per_copy, 1)))
+
+
+def weight_bytes(n: int, k: int, mode: str, group: int) -> int:
+    """Bytes one call reads of a packed weight: 4-bit codes, scales (and zeros)."""
+    groups = 1 if mode == "per_column" else k // group
+    per_group = 2 * (2 if mode == "groupwise_zero" else 1)
+    return n * k // 2 + n * groups * per_group
+
+
+def random_packed(n: int, k: int, dtype: str, mode: str, group: int, device=None) -> PackedWeight:
+    """A random weight (normal, std 0.02), quantized and packed: what timing runs on."""
+    dt = TORCH[dtype]
+    w = torch.randn(n, k, device=device or "cuda") * 0.02
+    q, s, z = quantize(w, None if mode == "per_column" else group, mode)
+    del w
+    return pack(q, s.to(dt), None if z is None else z.to(dt), mode=mode, dtype=dt)
+
+
+def weight_copies(base: PackedWeight) -> list[PackedWeight]:
+    """`base` and clones of it: together at least 4x the L2 of its device (n_copies), so a pass
+    over them reads every weight byte from memory, not from L2."""
+    nbytes = weight_bytes(base.n, base.k, base.mode, base.group_size)
+    copies = n_copies(nbytes, base.device)
+    return [base] + [dataclasses.replace(base, qweight=base.qweight.clone(), scales=base.scales.clone(),
+                                         zeros=None if base.zeros is None else base.zeros.clone())
+                     for _ in range(copies - 1)]
 
 
 class GraphTimer:

@@ -6,23 +6,27 @@ import subprocess
 import sys
 
 
-def make_build_dir(tmp_path, sources):
+def make_build_dir(tmp_path, kernels, other=("registry.cpp",)):
+    """A build directory whose plan (generated/manifest.json) lists these generated files, as the
+    generator writes it (render.generated_files)."""
     gen = tmp_path / "generated"
     gen.mkdir()
-    (gen / "sources.txt").write_text("".join(s + "\n" for s in sources))
-    (gen / "manifest.json").write_text(json.dumps({"manifest": "m", "manifest_sha256": "0" * 64, "count": 2}))
+    files = {"kernels_dir": "kernels", "kernels": {"cutlass": list(kernels)}, "other": list(other)}
+    (gen / "manifest.json").write_text(json.dumps({"manifest": "m", "manifest_sha256": "0" * 64, "count": 2,
+                                                   "files": files}))
     return tmp_path / "compile_log.jsonl"
 
 
 def compile_with_wrapper(repo_root, log, obj, env):
     code = "import sys; open(sys.argv[2], 'w').write('object')"
     return subprocess.run([sys.executable, str(repo_root / "generator" / "compile_wrapper.py"), "--log", str(log),
+                           "--plan", str(log.parent / "generated" / "manifest.json"),
                            "--", sys.executable, "-c", code, "-o", str(obj)],
                           capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_each_compile_prints_a_progress_line(repo_root, tmp_path):
-    log = make_build_dir(tmp_path, ["kernels/a__shard.cu", "kernels/b__shard.cu", "registry.cpp"])
+    log = make_build_dir(tmp_path, ["kernels/a__shard.cu", "kernels/b__shard.cu"])
     env = dict(os.environ, W4A16_PROGRESS="0")    # no terminal copy: the line goes to stderr
     log.write_text('{"object": "old.o"}\n')      # an earlier build's line ...
     (tmp_path / "compile_log.jsonl.start").write_text("1")   # ... which this build does not count
@@ -37,7 +41,7 @@ def test_each_compile_prints_a_progress_line(repo_root, tmp_path):
 def test_build_report_describes_only_the_current_build(repo_root, tmp_path):
     """Reusing a build directory after a manifest change mixed old files into the report
     ("16 kernel files, 1540 s" for a one-kernel build)."""
-    log = make_build_dir(tmp_path, ["kernels/new__shard.cu", "registry.cpp"])
+    log = make_build_dir(tmp_path, ["kernels/new__shard.cu"])
     obj = "CMakeFiles/_C.dir/generated/kernels/{}.o"
     recs = [{"object": obj.format(f"old{i}__shard.cu"), "seconds": 100.0, "peak_mb": 5000.0, "bytes": 1}
             for i in range(16)]
@@ -53,3 +57,12 @@ def test_build_report_describes_only_the_current_build(repo_root, tmp_path):
     assert [s["object"] for s in rep["shards"]] == ["new__shard.cu.o"]
     assert rep["totals"]["kernel_compile_seconds"] == 60.0 and rep["totals"]["compile_seconds"] == 70.0
     assert "1 kernel files" in r.stdout
+
+
+def test_build_tools_are_told_what_was_generated(repo_root):
+    """Issue 14: CMake and the wrappers matched `/generated/kernels/` paths and `_gemv_` names; now
+    the generator tells them (sources.cmake, manifest.json "files")."""
+    for rel in ("CMakeLists.txt", "generator/compile_wrapper.py", "generator/build_report.py"):
+        text = (repo_root / rel).read_text()
+        for pattern in ("_gemv_", "gemv_shard", "generated/kernels", '"generated", "kernels"', "sources.txt"):
+            assert pattern not in text, f"{rel} still matches {pattern!r}"

@@ -1,8 +1,8 @@
 import pytest
 
 from generator.manifest import load
-from generator.model import (AXES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode, Schedule,
-                             Tile, TileScheduler, parse_name)
+from generator.model import (AXES, FAMILIES, GEMV_AXES, Cluster, DType, GemvConfig, KernelConfig, QuantMode,
+                             Schedule, Tile, TileScheduler, family, parse_name)
 from generator.paths import resolve_manifest
 from generator.pipeline import enumerate_configs
 
@@ -65,7 +65,7 @@ def test_gemv_names_round_trip():
                         cfg = GemvConfig(DType.parse(dt), QuantMode.parse(mode), int(m), int(r), int(st))
                         assert parse_name(cfg.name) == cfg
                         d = cfg.to_dict()
-                        assert d["family"] == "gemv" and d["max_m"] == int(m) and d["tile_rows"] == 8 * int(r)
+                        assert d["family"] == "gemv" and d["max_m"] == int(m) and d["rows_per_warp"] == int(r)
     cfg = GemvConfig.from_name("fp16_int4_groupwise_gemv_m16_r32_s8")
     assert cfg.token_tiles == 2 and cfg.row_blocks_per_warp == 2
     for bad in ("fp16_int4_groupwise_gemv_m12_r16_s8", "fp16_int4_groupwise_gemv_m16_r16_s5",
@@ -75,7 +75,21 @@ def test_gemv_names_round_trip():
             parse_name(bad)
 
 
-def test_both_families_share_dict_keys():
-    a = KernelConfig.from_name("fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk").to_dict()
-    b = GemvConfig.from_name("fp16_int4_groupwise_gemv_m8_r16_s8").to_dict()
-    assert set(a) == set(b)
+def test_dicts_hold_the_common_keys_and_each_familys_axes():
+    """Issue 14: one to_dict for every family: name, family, max_m and the family's own axes."""
+    for name in ("fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk", "fp16_int4_groupwise_gemv_m8_r16_s8"):
+        cfg = parse_name(name)
+        d = cfg.to_dict()
+        assert set(d) == {"name", "family", "max_m", *type(cfg).AXES}
+        assert d["name"] == name and family(d["family"]) is type(cfg)
+        assert all(str(d[axis]) in values for axis, values in type(cfg).AXES.items())
+
+
+def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
+    """Issue 14: the family was found by the substring "_gemv_"; a CUTLASS-shaped name whose mode
+    part contains it must not be taken for a GEMV name, nor the other way round."""
+    with pytest.raises(ValueError, match="groupwise_gemv"):   # a CUTLASS name with an unknown mode
+        parse_name("fp16_int4_groupwise_gemv_t128x32x64_c2x1_coop_streamk")
+    with pytest.raises(ValueError, match="any family"):
+        parse_name("fp16_int4_groupwise_gemv_m8_r16_s8_coop")
+    assert {c.family for c in FAMILIES} == {"cutlass", "gemv"}

@@ -130,7 +130,7 @@ def test_render_writes_only_changes_and_removes_leftovers(tmp_path):
     assert len(third.removed) == 3 and all(r.startswith("kernels/bf16_") for r in third.removed)
     assert sorted(f.name for f in (tmp_path / "kernels").iterdir()) == [n + ".cu" for n in fewer.names]
     # The kernel files that stayed were not rewritten; only the registry and lists were.
-    assert set(third.written) == {"registry.cpp", "sources.txt", "manifest.json"}
+    assert set(third.written) == {"registry.cpp", "sources.txt", "sources.cmake", "manifest.json"}
 
 
 def test_strict_undefined(tmp_path, monkeypatch):

@@ -28,8 +28,24 @@ def compile_cmd(src):
 
 
 def stable_path(cmd):
-    out = compile_wrapper.stable_source(cmd)
+    """The source path the wrapper compiles, the generator having listed the file as a kernel."""
+    src = cmd[cmd.index("-c") + 1]
+    out = compile_wrapper.stable_source(cmd, {os.path.abspath(src)})
     return out[out.index("-c") + 1]
+
+
+def test_only_files_the_generator_listed_are_copied(tmp_path, monkeypatch):
+    """Issue 14: the wrapper is told which files are generated kernels (the plan's "files"); a
+    file under a directory that merely looks like generated/kernels/ is compiled where it is."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(compile_wrapper.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    src = kernel_file(tmp_path)
+    cmd = compile_cmd(src)
+    assert compile_wrapper.stable_source(cmd, set()) == cmd
+    plan = {"files": {"kernels": {"cutlass": ["kernels/k__shard.cu"]}, "other": ["registry.cpp"]}}
+    listed = compile_wrapper.generated_kernel_files(plan, str(src.parent.parent / "manifest.json"))
+    assert listed == {str(src)}
+    assert compile_wrapper.stable_source(cmd, listed) != cmd
 
 
 def test_planted_source_is_not_compiled(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ def test_all_with_screen_then_derive(tmp_path):
         rows = [r for r in doc["rows"] if r["m"] == m]
         assert rows[0]["rank"] == 0 and not rows[0]["screened"]
         assert len({r["tactic"] for r in rows}) == len(rows) > 1    # every applicable tactic, once
-    r = subprocess.run([sys.executable, "-m", "w4a16_build.generate", "--from-results", str(tmp_path / "b.json")],
+    r = subprocess.run([sys.executable, "-m", "w4a16_build.derive", str(tmp_path / "b.json")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "kernels:" in r.stdout and "cover 2 points" in r.stderr

@@ -54,11 +54,25 @@ def group_for(k, kdim):
     return kdim if k["mode"] == "per_column" else 128
 
 
-@pytest.mark.parametrize("kernel", [k["name"] for k in _C.list_kernels()])
+def problem(m, n, kk, g, **ptrs):
+    return _C.Problem(m=m, n=n, k=kk, group_size=g, **{**PTRS, **ptrs}, sm_count=H100_SMS)
+
+
+def test_the_registry_holds_names_only():
+    """Issue 14: the configuration is the generator's model parsed from the name; the binding
+    keeps no parallel struct of it."""
+    names = _C.list_kernels()
+    assert names == sorted(names) and all(isinstance(n, str) for n in names)
+    p = problem(3, 4104, 128, 128)
+    assert (p.m, p.n, p.k, p.group_size) == (3, 4104, 128, 128)
+
+
+@pytest.mark.parametrize("kernel", list(_C.list_kernels()))
 def test_can_implement_and_workspace(kernel):
     k = parse_name(kernel).to_dict()
+
     def can(m, n, kk, g, **ptrs):
-        return _C.can_implement(kernel, m, n, kk, g, **{**PTRS, **ptrs}, sm_count=H100_SMS)
+        return _C.can_implement(kernel, problem(m, n, kk, g, **ptrs))
 
     ms = (1, 16, 17, 1000) if k["max_m"] == 0 else (1, k["max_m"])
     for m in ms:
@@ -67,14 +81,14 @@ def test_can_implement_and_workspace(kernel):
     if k["max_m"]:
         assert can(k["max_m"] + 1, 4096, 4096, group_for(k, 4096)) == 1  # past its M: refused
     assert can(3, 4104, 128, group_for(k, 128)) == 0
-    ws = _C.workspace_size(kernel, 16, 4096, 4096, group_for(k, 4096), **PTRS, sm_count=H100_SMS)
+    ws = _C.workspace_size(kernel, problem(16, 4096, 4096, group_for(k, 4096)))
     if k["family"] == "gemv":
         assert ws == 0            # split K is summed in the cluster, no workspace
     elif k["scheduler"] == "streamk":
         # Fewer output tiles than SMs: stream-K splits K and needs room for partial tiles.
         assert ws > 0
     # A problem the kernel cannot run needs no workspace.
-    assert _C.workspace_size(kernel, 16, 4100, 4096, group_for(k, 4096), **PTRS, sm_count=H100_SMS) == 0
+    assert _C.workspace_size(kernel, problem(16, 4100, 4096, group_for(k, 4096))) == 0
     # N not a multiple of 8, K not a multiple of 64, M = 0: refused, not crashed.
     assert can(16, 4100, 4096, group_for(k, 4096)) == 1
     assert can(16, 4096, 4000, group_for(k, 4000)) == 1
@@ -90,7 +104,7 @@ def test_can_implement_and_workspace(kernel):
 
 def test_unknown_kernel_name():
     with pytest.raises(KeyError, match="no compiled kernel"):
-        _C.can_implement("fp16_int4_nothing", 1, 8, 64, 64)
+        _C.can_implement("fp16_int4_nothing", _C.Problem(m=1, n=8, k=64, group_size=64))
 
 
 def test_installed_generate_cli(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 import w4a16_build  # noqa: E402
-from w4a16_build import tuning  # noqa: E402
+from w4a16_build import selection  # noqa: E402
 from _weights import check, random_weight, reference  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -44,7 +44,7 @@ def test_gemv_plans_near_the_shared_memory_limit(k, n, m):
 
 def test_selection_falls_back_when_a_launch_is_refused(monkeypatch):
     """Item 2: if the chosen tactic's launch fails, gemm() without a tactic runs the next one."""
-    from w4a16_build import runner
+    from w4a16_build import kernels
 
     if not w4a16_build.tactics("fp16", "groupwise"):
         pytest.skip("no fp16 groupwise kernels in this build")
@@ -52,7 +52,7 @@ def test_selection_falls_back_when_a_launch_is_refused(monkeypatch):
     w = random_weight(4096, 4096, "groupwise", 128, torch.float16, gen)
     x = torch.randn(2, 4096, device="cuda", dtype=torch.float16, generator=gen)
     first = w4a16_build.runner.selected_tactic(x, w.packed)
-    real = runner.ext()
+    real = kernels.ext()
 
     class Refusing:
         """The real extension, except that `first` fails to launch (as an over-limit plan does)."""
@@ -65,14 +65,14 @@ def test_selection_falls_back_when_a_launch_is_refused(monkeypatch):
                 return 4  # Status::kLaunchFailed
             return real.run(name, *args, **kw)
 
-    monkeypatch.setattr(runner, "ext", lambda: Refusing())
+    monkeypatch.setattr(kernels, "ext", lambda: Refusing())
     try:
         out = w4a16_build.gemm(x, w.packed)
         check(out, reference(x, w), "fp16", f"fallback after {first} was refused")
         with pytest.raises(w4a16_build.W4A16Error, match="failed"):
             w4a16_build.gemm(x, w.packed, tactic=first)   # a named tactic is not replaced
     finally:
-        tuning.clear_memo()                                # the fallback choice was memoized
+        selection.clear_memo()                                # the fallback choice was memoized
 
 
 LARGE = [

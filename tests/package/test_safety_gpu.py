@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 import w4a16_build  # noqa: E402
-from w4a16_build import tuning  # noqa: E402
+from w4a16_build import selection  # noqa: E402
 from _weights import check, random_weight, reference  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -58,7 +58,7 @@ def write_cache(path, key, buckets):
 
 
 def shape_key(n, k, dtype="fp16", mode="groupwise", group=128):
-    return tuning.cache_key(torch.device("cuda", torch.cuda.current_device()),
+    return selection.cache_key(torch.device("cuda", torch.cuda.current_device()),
                             w4a16_build.build_info()["build_hash"], dtype, mode, group, n, k)
 
 
@@ -70,14 +70,14 @@ def test_cached_tactic_of_another_dtype_is_not_run(tmp_path, monkeypatch):
     cache = tmp_path / "tune.json"
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(cache))
     write_cache(cache, shape_key(1024, 1024), {"4": {"tactic": bf16, "us": 1.0}})
-    tuning.clear_memo()
+    selection.clear_memo()
     w = random_weight(1024, 1024, "groupwise", 128, torch.float16)
     x = torch.randn(4, 1024, device="cuda", dtype=torch.float16)
     try:
         assert w4a16_build.runner.selected_tactic(x, w.packed) != bf16
         check(w4a16_build.gemm(x, w.packed), reference(x, w), "fp16", "with a foreign cached tactic")
     finally:
-        tuning.clear_memo()
+        selection.clear_memo()
 
 
 def test_cache_with_a_bad_bucket_key_costs_nothing_but_speed(tmp_path, monkeypatch):
@@ -87,13 +87,13 @@ def test_cache_with_a_bad_bucket_key_costs_nothing_but_speed(tmp_path, monkeypat
     cache = tmp_path / "tune.json"
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(cache))
     write_cache(cache, shape_key(512, 1024), {"²": {"tactic": good, "us": 1.0}, "٣": {"tactic": good, "us": 1.0}})
-    tuning.clear_memo()
+    selection.clear_memo()
     w = random_weight(512, 1024, "groupwise", 128, torch.float16)
     x = torch.randn(2, 1024, device="cuda", dtype=torch.float16)
     try:
         check(w4a16_build.gemm(x, w.packed), reference(x, w), "fp16", "with a bad bucket key")
     finally:
-        tuning.clear_memo()
+        selection.clear_memo()
 
 
 def test_tune_accepts_a_device_string(tmp_path, monkeypatch):
@@ -103,4 +103,4 @@ def test_tune_accepts_a_device_string(tmp_path, monkeypatch):
     for dev in ("cuda:0", "cuda", 0, torch.device("cuda:0")):
         res = w4a16_build.tune(256, 256, "fp16", "groupwise", 128, m_values=[1], device=dev, progress=False)
         assert set(res) == {1}
-    tuning.clear_memo()
+    selection.clear_memo()

@@ -9,8 +9,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 from w4a16_build.tune_cache import FORMAT, TuneCache, make_key  # noqa: E402
-from w4a16_build.tuning import (BUCKETS, bucket_for, choose, heuristic_table, pick_bucket,  # noqa: E402
-                                rank_by_heuristic)
+from w4a16_build.selection import (BUCKETS, bucket_for, heuristic_table, pick_bucket,  # noqa: E402
+                                   rank_by_heuristic)
+from w4a16_build.schema import parse_name  # noqa: E402
+from w4a16_build.tuning import choose  # noqa: E402
 
 
 def test_buckets():
@@ -83,19 +85,22 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(entries) == 80
 
 
-def kern(name, family, tokens=0, rows=128, scheduler="persistent", max_m=0, stages=0):
-    return dict(name=name, family=family, tile_tokens=tokens, tile_rows=rows, scheduler=scheduler,
-                max_m=max_m, stages=stages)
+# Short names for real configurations (the ranking reads them from the generator's model).
+ALIAS = {
+    "g8r16": "fp16_int4_groupwise_gemv_m8_r16_s4", "g8r32": "fp16_int4_groupwise_gemv_m8_r32_s4",
+    "g16r16": "fp16_int4_groupwise_gemv_m16_r16_s4", "g16r32": "fp16_int4_groupwise_gemv_m16_r32_s4",
+    "c16sk": "fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
+    "c64sk": "fp16_int4_groupwise_t128x64x64_c1x1_coop_streamk",
+    "c64p": "fp16_int4_groupwise_t64x64x64_c1x1_pingpong_persistent",
+    "c256": "fp16_int4_groupwise_t128x256x64_c1x1_coop_persistent",
+    "c128x256": "fp16_int4_groupwise_t256x128x64_c1x1_coop_persistent",
+}
+SHORT = {v: k for k, v in ALIAS.items()}
+KS = [parse_name(name) for name in ALIAS.values()]
 
 
-KS = [
-    kern("g8r16", "gemv", 8, 128, "cluster_splitk", 8, 4), kern("g8r32", "gemv", 8, 256, "cluster_splitk", 8, 4),
-    kern("g16r16", "gemv", 16, 128, "cluster_splitk", 16, 4),
-    kern("g16r32", "gemv", 16, 256, "cluster_splitk", 16, 4),
-    kern("c16sk", "cutlass", 16, 128, "streamk"), kern("c64sk", "cutlass", 64, 128, "streamk"),
-    kern("c64p", "cutlass", 64, 64, "persistent"), kern("c256", "cutlass", 256, 128, "persistent"),
-    kern("c128x256", "cutlass", 128, 256, "persistent"),
-]
+def ranked(*args, **kw):
+    return [SHORT[n] for n in rank_by_heuristic(KS, *args, **kw)]
 
 
 def test_heuristic_table_is_measured_and_ordered():
@@ -108,30 +113,29 @@ def test_heuristic_table_is_measured_and_ordered():
 
 
 def test_heuristic_ranking():
-    assert rank_by_heuristic(KS, 1, 4096, 132)[0] == "g8r16"
-    assert rank_by_heuristic(KS, 8, 4096, 132)[0] == "g8r16"
+    assert ranked(1, 4096, 132)[0] == "g8r16"
+    assert ranked(8, 4096, 132)[0] == "g8r16"
     # M = 12: CUTLASS from M = 9 (the sweep's 256x16 / 128x16 tiles beat the GEMV's m16 variant).
-    assert rank_by_heuristic(KS, 12, 4096, 132)[0] == "c16sk"
+    assert ranked(12, 4096, 132)[0] == "c16sk"
     # M = 64 on N = 4096: 32 tiles of 128 rows cannot fill 132 SMs -> stream-K, least padding.
-    assert rank_by_heuristic(KS, 64, 4096, 132)[0] == "c64sk"
-    assert rank_by_heuristic(KS, 4096, 8192, 132)[0] in ("c256", "c128x256")
+    assert ranked(64, 4096, 132)[0] == "c64sk"
+    assert ranked(4096, 8192, 132)[0] in ("c256", "c128x256")
 
 
 def test_measured_rows_come_first(monkeypatch):
-    import w4a16_build.tuning as t
+    import w4a16_build.selection as t
 
     table = dict(heuristic_table())
     table["measured"] = [
-        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 4096, "m": 64, "tactic": "c64p", "us": 1},
-        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 8192, "n": 57344, "m": 64, "tactic": "c256", "us": 1},
+        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 4096, "m": 64, "tactic": ALIAS["c64p"], "us": 1},
+        {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 8192, "n": 57344, "m": 64, "tactic": ALIAS["c256"], "us": 1},
     ]
     monkeypatch.setattr(t, "heuristic_table", lambda: table)
-    assert t.measured_choice("fp16", "groupwise", 128, 5000, 4096, 60) == "c64p"     # nearest shape, same bucket
-    assert t.measured_choice("fp16", "groupwise", 128, 50000, 8192, 64) == "c256"
+    assert t.measured_choice("fp16", "groupwise", 128, 5000, 4096, 60) == ALIAS["c64p"]  # nearest, same bucket
+    assert t.measured_choice("fp16", "groupwise", 128, 50000, 8192, 64) == ALIAS["c256"]
     assert t.measured_choice("fp16", "groupwise", 128, 4096, 4096, 1) is None       # no row in bucket 1
     assert t.measured_choice("bf16", "groupwise", 128, 4096, 4096, 64) is None
-    r = t.rank_by_heuristic(KS, 64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)
-    assert r[0] == "c64p"
+    assert ranked(64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)[0] == "c64p"
 
 
 # ---------------------------------------------------- a bad cache costs speed, never correctness

@@ -1,0 +1,169 @@
+"""The compiled kernels as the rest of the package sees them: the registry, device facts, the
+problem handed to a kernel, and the one `launch()` that `gemm()` and the tuner both use.
+
+Nothing here selects a tactic (selection.py) or checks a user's tensors (runner.py).
+
+Workspace (stream-K tactics need one): each launch takes its own from PyTorch's caching
+allocator on the current stream and drops it after the launch. That allocator is
+stream-ordered, so the block is reused only by later work on the same stream (never
+concurrently by another stream), and inside CUDA graph capture it comes from the graph's
+private pool, which lives as long as the graph: a captured launch can never point at memory
+that was freed and handed to someone else after capture (issue 12, item 1).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ._ext import ext
+from .dtypes import name_of
+from .packing import PackedWeight, padded_rows
+from .schema import parse_name
+
+ALIGN = 16  # bytes: TMA needs 16-byte aligned global addresses
+# Every kernel indexes the padded weight (in 4-bit elements), x and out with 32-bit
+# integers in places: a launch stays below this in each (csrc/w4a16/gemm_args.h).
+INDEX_LIMIT = 1 << 31
+LAUNCH_FAILED = 4  # Status::kLaunchFailed (csrc/w4a16/gemm_args.h)
+
+
+class W4A16Error(RuntimeError):
+    """A kernel refused or failed a call that passed the Python checks."""
+
+
+class UnsupportedDeviceError(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------- registry
+
+
+@functools.lru_cache(maxsize=None)
+def compiled() -> dict:
+    """{name: configuration} of every compiled kernel; the configuration is the generator's
+    model parsed from the name (the registry holds names only)."""
+    return {name: parse_name(name) for name in ext().list_kernels()}
+
+
+def tactics(dtype, mode: str) -> list[str]:
+    """Names of the compiled tactics for an activation dtype ("fp16", torch.bfloat16, ...) and
+    quant mode."""
+    try:
+        dtype = name_of(dtype)
+    except ValueError:
+        return []
+    return [n for n, c in compiled().items() if c.dtype.short == dtype and c.mode.short == mode]
+
+
+def fits(name: str, dtype: str, mode: str) -> bool:
+    """Whether this build compiled `name` for this dtype and mode (a name from a cache or a
+    table written elsewhere must not run a bf16 kernel on fp16 data)."""
+    cfg = compiled().get(name)
+    return cfg is not None and cfg.dtype.short == dtype and cfg.mode.short == mode
+
+
+# ----------------------------------------------------------------------- devices
+
+
+@functools.lru_cache(maxsize=None)
+def _device_facts(index: int) -> tuple[int, int, str]:
+    props = torch.cuda.get_device_properties(index)
+    return props.major * 10 + props.minor, props.multi_processor_count, props.name
+
+
+def as_cuda_device(device=None) -> torch.device:
+    """A CUDA device with an index from None (the current one), an int, "cuda", "cuda:1" or a
+    torch.device."""
+    if device is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    d = torch.device("cuda", device) if isinstance(device, int) and not isinstance(device, bool) \
+        else torch.device(device)
+    if d.type != "cuda":
+        raise ValueError(f"w4a16_build runs on CUDA devices, got {device!r}")
+    return d if d.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def check_device(device: torch.device) -> int:
+    """The device's SM count; UnsupportedDeviceError unless it is an sm_90 GPU."""
+    cc, sms, name = _device_facts(device.index if device.index is not None else torch.cuda.current_device())
+    if cc != 90:
+        raise UnsupportedDeviceError(
+            f"{name} is sm_{cc}; w4a16_build's kernels are built for Hopper (sm_90a: H100/H200)")
+    return sms
+
+
+def device_key(device: torch.device) -> tuple[str, int]:
+    """(name, SM count): what a tuned choice is valid for."""
+    _, sms, name = _device_facts(device.index if device.index is not None else torch.cuda.current_device())
+    return name, sms
+
+
+# ----------------------------------------------------------------------- problems
+
+
+def pieces(m: int, n: int, k: int) -> list[tuple[int, int, int, int]]:
+    """(m0, m1, n0, n1) pieces of a problem such that each launch indexes less than
+    INDEX_LIMIT weight nibbles (padded to 16 rows), x elements and out elements.
+    Almost every layer is one piece; a 2^31-nibble LM head is two."""
+    rows = n
+    if padded_rows(n) * k >= INDEX_LIMIT:
+        rows = (INDEX_LIMIT - 1) // k // 16 * 16   # piece boundaries on whole 16-row atoms
+        if rows < 16:
+            raise ValueError(f"K = {k} is too large: 16 weight rows of it pass 2^31 elements")
+    pitch = max(k, n)                               # x rows have k elements, out rows n
+    toks = m if m * pitch < INDEX_LIMIT else (INDEX_LIMIT - 1) // pitch
+    if toks < 1:
+        raise ValueError(f"N = {n} is too large: one output row passes 2^31 elements")
+    return [(m0, min(m0 + toks, m), n0, min(n0 + rows, n))
+            for m0 in range(0, m, toks) for n0 in range(0, n, rows)]
+
+
+def problem(x2: torch.Tensor, packed: PackedWeight, out2: torch.Tensor, bias: torch.Tensor | None = None, *,
+            sms: int, piece: tuple[int, int, int, int] | None = None):
+    """The extension's Problem for x2 [M, K] -> out2 [M, N], or for one piece (m0, m1, n0, n1) of
+    it: x and out rows from m0, weight rows (and their scales, zeros, bias and out columns) from
+    n0, with the full layer's row pitches. n0 is a multiple of 16, so every address stays
+    aligned. The real addresses are passed even where a kernel reads nothing, as kernels check
+    alignment."""
+    k, n = packed.k, packed.n
+    m0, m1, n0, n1 = piece if piece is not None else (0, x2.shape[0], 0, n)
+    es = out2.element_size()
+    return ext().Problem(
+        m=m1 - m0, n=n1 - n0, k=k, group_size=packed.group_size, sm_count=sms,
+        x=x2.data_ptr() + m0 * k * es,
+        w=packed.qweight.data_ptr() + n0 * k // 2,
+        scales=packed.scales.data_ptr() + n0 * es,
+        zeros=0 if packed.zeros is None else packed.zeros.data_ptr() + n0 * es,
+        bias=0 if bias is None else bias.data_ptr() + n0 * es,
+        out=out2.data_ptr() + (m0 * n + n0) * es,
+        ld_out=n, ld_scales=n)
+
+
+def can_implement(name: str, prob) -> int:
+    """The kernel's status for a problem (0: it can run it)."""
+    return ext().can_implement(name, prob)
+
+
+def status_string(status: int) -> str:
+    text = ext().status_string(status)
+    return f"{text} ({ext().last_launch_error()})" if status == LAUNCH_FAILED else text
+
+
+def launch(name: str, prob, device: torch.device, stream: int | None = None) -> int:
+    """Run one kernel on a problem on the current (or given) stream of `device`, with a workspace
+    from the caller's stream and pool (module docstring); returns the status (0: launched)."""
+    C = ext()
+    ws_bytes = C.workspace_size(name, prob)
+    # Kept alive until the launch is queued, then returned to the allocator in stream order.
+    ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
+    if stream is None:
+        stream = torch.cuda.current_stream(device).cuda_stream
+    return C.run(name, prob, workspace=0 if ws is None else ws.data_ptr(), workspace_bytes=ws_bytes, stream=stream)
+
+
+def launch_or_raise(name: str, prob, device: torch.device, stream: int | None = None) -> None:
+    st = launch(name, prob, device, stream)
+    if st != 0:
+        raise W4A16Error(f"tactic {name} failed: {status_string(st)}")

@@ -1,0 +1,153 @@
+"""Which compiled tactic a call runs: tuned choice first, the shipped heuristic otherwise.
+
+M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its
+bucket's tuned choice if tuned (tuning.py writes them), else the next larger tuned bucket's,
+else the heuristic table (heuristics.json: measured rows for the nearest measured shape, then
+rules that rank kernels by their configuration, each family's `rank_key` in the generator's
+model). Choices are memoized per (device, dtype, mode, group, N, K, bucket): after the first
+call a selection is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import logging
+import math
+from importlib import resources
+
+import torch
+
+from ._ext import build_info
+from .kernels import check_device, compiled, device_key, fits, tactics
+from .tune_cache import TuneCache, make_key
+
+log = logging.getLogger("w4a16_build")
+
+BUCKETS = list(range(1, 17)) + [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+
+
+def bucket_for(m: int) -> int:
+    """The smallest bucket >= m (the largest bucket for bigger M)."""
+    i = bisect.bisect_left(BUCKETS, m)
+    return BUCKETS[min(i, len(BUCKETS) - 1)]
+
+
+def pick_bucket(tuned: dict[int, tuple[str, float]], m: int):
+    """Exact bucket, else the next larger tuned one; None if neither exists."""
+    b = bucket_for(m)
+    larger = sorted(x for x in tuned if x >= b)
+    return tuned[larger[0]] if larger else None
+
+
+@functools.lru_cache(maxsize=None)
+def heuristic_table() -> dict:
+    return json.loads(resources.files(__package__).joinpath("heuristics.json").read_text())
+
+
+def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -> str | None:
+    """The table's measured tactic for the nearest measured shape (log distance in N and K) with
+    the same dtype, mode, group and M bucket, if the table has measured rows."""
+    rows = [r for r in heuristic_table().get("measured", [])
+            if r["dtype"] == dtype and r["mode"] == mode and r["group"] == group
+            and bucket_for(r["m"]) == bucket_for(m)]
+    if not rows:
+        return None
+    near = min(rows, key=lambda r: (abs(math.log(r["n"] / n)) + abs(math.log(r["k"] / k)), r["tactic"]))
+    return near["tactic"]
+
+
+def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
+                      mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
+    """Names of `kernels` (configurations) ordered by the heuristic table: its measured choice for
+    the nearest measured shape first (when the table has measured rows), then by the first rule
+    whose m_max covers m: the rule's family first, kernels that cannot take m last, then each
+    family's rank_key."""
+    rule = next(r for r in heuristic_table()["rules"] if r["m_max"] is None or m <= r["m_max"])
+    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None else None
+
+    def key(cfg):
+        miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)
+        return (miss, cfg.family, cfg.rank_key(m, n, sms, rule), cfg.name)
+
+    ranked = [cfg.name for cfg in sorted(kernels, key=key)]
+    if first in ranked:
+        ranked.remove(first)
+        ranked.insert(0, first)
+    return ranked
+
+
+def cache_key(device, build_hash, dtype, mode, group, n, k) -> str:
+    gpu, sms = device_key(device)
+    return make_key(gpu, sms, build_hash, dtype, mode, group, n, k)
+
+
+def tuned_choices(dtype, mode, group, n, k, device, cache: TuneCache | None = None) -> dict:
+    """{bucket: (tactic, us)} the tuning cache holds for this shape on this device and build."""
+    return (cache or TuneCache()).lookup(cache_key(device, build_info()["build_hash"], dtype, mode, group, n, k))
+
+
+# ------------------------------------------------------------------------------- memo
+
+_memo: dict[tuple, str] = {}
+
+
+def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
+    return (device.index, dtype, mode, group, n, k, bucket_for(m))
+
+
+def clear_memo() -> None:
+    _memo.clear()
+
+
+def memoized(dtype, mode, group, n, k, m, device) -> str | None:
+    """The remembered choice for m's bucket: it holds for every M of the bucket (a GEMV's max_m
+    >= bucket >= M)."""
+    return _memo.get(_memo_key(dtype, mode, group, n, k, m, device))
+
+
+def remember_choice(dtype, mode, group, n, k, m, device, tactic: str) -> None:
+    """Make `tactic` the memoized choice for m's bucket (after the first choice could not launch)."""
+    _memo[_memo_key(dtype, mode, group, n, k, m, device)] = tactic
+
+
+def forget_shape(dtype, mode, group, n, k) -> None:
+    """Drop the memoized choices of one shape on every device and bucket (after tuning it)."""
+    for key in [key for key in _memo if key[1:6] == (dtype, mode, group, n, k)]:
+        del _memo[key]
+
+
+# -------------------------------------------------------------------------- selection
+
+
+def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[str]:
+    """Every compiled tactic of this dtype and mode, best first: the tuned choice for m's bucket
+    (if any, and if this build compiled it for this dtype and mode), then the heuristic order.
+    Applicability is the caller's to check."""
+    order = []
+    cache = TuneCache()
+    picked = pick_bucket(tuned_choices(dtype, mode, group, n, k, device, cache), m)
+    if picked is not None:
+        if fits(picked[0], dtype, mode):
+            order.append(picked[0])
+        else:
+            log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", cache.path,
+                        picked[0], dtype, mode)
+    kernels = [compiled()[t] for t in tactics(dtype, mode)]
+    order += [t for t in rank_by_heuristic(kernels, m, n, check_device(device), dtype=dtype, mode=mode,
+                                           group=group, k=k) if t not in order]
+    return order
+
+
+def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,
+                  applicable) -> str | None:
+    """The tactic gemm() runs when none is given: the memoized choice, else the first of
+    ranked_tactics that `applicable(name) -> bool` (can_implement for this exact call) accepts."""
+    hit = memoized(dtype, mode, group, n, k, m, device)
+    if hit is not None:
+        return hit
+    choice = next((t for t in ranked_tactics(dtype, mode, group, n, k, m, device) if applicable(t)), None)
+    if choice is not None:
+        remember_choice(dtype, mode, group, n, k, m, device, choice)
+    return choice
