@@ -77,8 +77,8 @@ def nobody_can_run(c: dict) -> bool:
     g = c["k"] if c["mode"] == "per_column" else c["group"]
     aligned = dict(x=1 << 12, w=2 << 12, scales=3 << 12, zeros=4 << 12, out=5 << 12)
     # gemm() splits huge problems into pieces of at most 2^31 elements; ask about one piece.
-    return all(C.can_implement(t, min(c["m"], 1024), min(c["n"], 1 << 16), c["k"], g, **aligned) != 0
-               for t in w4a16_build.tactics(c["dtype"], c["mode"]))
+    piece = C.Problem(m=min(c["m"], 1024), n=min(c["n"], 1 << 16), k=c["k"], group_size=g, **aligned)
+    return all(C.can_implement(t, piece) != 0 for t in w4a16_build.tactics(c["dtype"], c["mode"]))
 
 
 def run_case(c: dict) -> tuple[str, str]:

@@ -28,8 +28,8 @@ def kernels():
 
 def streamk_tactic(dtype="fp16", mode="groupwise"):
     """A stream-K tactic (they need a workspace), the issue's own first."""
-    names = [k["name"] for k in kernels() if k["dtype"] == dtype and k["mode"] == mode
-             and k["scheduler"] == "streamk" and k["tile_k"] == 128]
+    names = [k["name"] for k in kernels() if k["family"] == "cutlass" and k["dtype"] == dtype
+             and k["mode"] == mode and k["scheduler"] == "streamk" and k["tile_k"] == 128]
     if not names:
         pytest.skip(f"no {dtype} {mode} stream-K tactic with a 128-K tile in this build")
     preferred = f"{dtype}_int4_{mode}_t256x32x128_c1x1_coop_streamk"

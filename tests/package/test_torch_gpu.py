@@ -74,7 +74,7 @@ def test_cuda_graph_equals_eager():
 
 
 REUSE = """
-import os, torch, w4a16_build, w4a16_build.tuning as t
+import os, torch, w4a16_build, w4a16_build.tuning as t, w4a16_build.selection as s
 def refuse(*a, **k):
     raise SystemExit("re-tuned although the cache has this shape")
 t.tune = refuse
@@ -82,7 +82,7 @@ p = w4a16_build.pack(torch.zeros(256, 512, dtype=torch.int8, device="cuda"),
                      torch.ones(256, 4, dtype=torch.float16, device="cuda"))
 x = torch.randn(int(os.environ["M"]), 512, device="cuda", dtype=torch.float16)
 w4a16_build.gemm(x, p)
-print(t._memo)
+print(s._memo)
 """
 
 
