@@ -27,9 +27,9 @@ from .pipeline import plan as make_plan
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", default="",
-                   help=f"built-in manifest name or path to a YAML file (default or empty: $W4A16_MANIFEST, "
-                        f"else {DEFAULT_MANIFEST!r})")
+    p.add_argument("--manifest", default=None,
+                   help=f"built-in manifest name or path to a YAML file (default: $W4A16_MANIFEST, else "
+                        f"{DEFAULT_MANIFEST!r}; an empty value means {DEFAULT_MANIFEST!r}, as the build passes it)")
     p.add_argument("--kernels", default=None,
                    help="comma-separated include globs on kernel names (default: $W4A16_KERNELS)")
     p.add_argument("--kernels-source", default=None, help=argparse.SUPPRESS)  # how errors name --kernels
@@ -40,6 +40,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--estimate", action="store_true",
                    help="predict build time, memory per job and binary size on this machine")
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
+    p.add_argument("--from-results", nargs="*", help=argparse.SUPPRESS)  # moved to derive: says so
     p.add_argument("--cuda-archs", metavar="ARCHS",
                    help="with --out: the CMAKE_CUDA_ARCHITECTURES the build will use; refused unless every "
                         "entry targets sm_90a (the build passes $W4A16_CUDA_ARCHS)")
@@ -92,7 +93,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.gener
 
 
 def _main(argv, prog) -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args, unknown = parser.parse_known_args(argv)
+    if args.from_results is not None:
+        print("error: deriving a manifest from results moved to its own command: python -m w4a16_build.derive "
+              "RESULTS.json... [--write-manifest YAML] [--heuristics PATH --write-heuristics JSON] "
+              "(python -m generator.derive in a checkout)", file=sys.stderr)
+        return 2
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not (args.list or args.json or args.out or args.rejected or args.estimate):
         build_parser(prog).error("nothing to do: give --list, --json, --estimate or --out DIR")
     if args.cuda_archs is not None:
@@ -105,7 +114,11 @@ def _main(argv, prog) -> int:
     kernels_source = args.kernels_source or ("--kernels" if args.kernels is not None else "W4A16_KERNELS")
     if args.kernels is None:
         args.kernels = os.environ.get("W4A16_KERNELS", "")
-    args.manifest = args.manifest or os.environ.get("W4A16_MANIFEST") or DEFAULT_MANIFEST
+    # The build always passes --manifest (its cached value, maybe empty): a later re-configure
+    # never picks up another manifest from the shell's environment.
+    if args.manifest is None:
+        args.manifest = os.environ.get("W4A16_MANIFEST", "")
+    args.manifest = args.manifest or DEFAULT_MANIFEST
     try:
         manifest = load(resolve_manifest(args.manifest))
         plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source))

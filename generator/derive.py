@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from .model import parse_name
+from .model import FAMILIES, parse_name
 
 
 def load_points(paths: list[str]) -> dict[tuple, dict[str, float]]:
@@ -128,9 +128,12 @@ def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_poi
         f"  {100 * tolerance:g}% of the best measured one at each of {n_points} (dtype, mode, group, shape, M)",
         f"  points, plus {n_fallbacks} K=64 tile(s) so that group size 64 runs at every M.",
         "kernels_per_file: 4",
-        "gemv: false  # the GEMV kernels the data chose are listed by name below",
-        "kernels:",
     ]
+    # Families whose omitted section means "all of them" (model.py) are switched off: the kernels
+    # the data chose are listed by name below.
+    lines += [f"{cls.manifest_key}: false  # the {cls.family} kernels the data chose are listed by name below"
+              for cls in FAMILIES if cls.section_default_all]
+    lines += ["kernels:"]
     lines += [f"  - {t}" for t in chosen]
     return "\n".join(lines) + "\n"
 

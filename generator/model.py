@@ -44,7 +44,8 @@ class BuildCost:
 
 
 class Kernel:
-    """The base of every family. Subclasses are frozen dataclasses whose fields are their axes."""
+    """The base of every family. Subclasses are frozen dataclasses whose fields are their axes,
+    among them `dtype: DType` and `mode: QuantMode` (the runtime matches weights by them)."""
 
     family: ClassVar[str]                 # short family name (manifest.json, list_kernels())
     manifest_key: ClassVar[str]           # the manifest's top-level key for this family's sets
@@ -67,6 +68,11 @@ class Kernel:
 
     def axis_values(self) -> dict[str, Any]:
         """This configuration's value on each of AXES (ints where the axis is a number)."""
+        raise NotImplementedError
+
+    @property
+    def k_step(self) -> int:
+        """K consumed per step: a group size must be a multiple of it (or equal K)."""
         raise NotImplementedError
 
     @classmethod
@@ -163,6 +169,10 @@ class KernelConfig(Kernel):
             f"_c{self.cluster.short}_{self.schedule.short}_{self.scheduler.short}"
         )
 
+    @property
+    def k_step(self) -> int:
+        return self.tile.k
+
     def axis_values(self) -> dict[str, Any]:
         return {"dtype": self.dtype.short, "mode": self.mode.short, "tile_rows": self.tile.rows,
                 "tile_tokens": self.tile.tokens, "tile_k": self.tile.k, "cluster": self.cluster.short,
@@ -243,6 +253,10 @@ class GemvConfig(Kernel):
     @property
     def token_tiles(self) -> int:
         return self.max_m // 8
+
+    @property
+    def k_step(self) -> int:
+        return GEMV_CHUNK_K
 
     def axis_values(self) -> dict[str, Any]:
         return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,

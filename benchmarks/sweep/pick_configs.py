@@ -28,12 +28,12 @@ def suffix(name: str) -> str:
 
 
 def pick(points, count: int) -> list[str]:
-    chosen = [suffix(t) for t in cover(points, 0.03) if "_gemv_" not in t]
+    chosen = [suffix(t) for t in cover(points, 0.03) if parse_name(t).family == "cutlass"]
     near: dict[str, int] = {}
     for ts in points.values():
         best = min(ts.values())
         for t, us in ts.items():
-            if "_gemv_" not in t and us <= best * 1.10:
+            if parse_name(t).family == "cutlass" and us <= best * 1.10:
                 near[suffix(t)] = near.get(suffix(t), 0) + 1
     for s in sorted(near, key=lambda s: (-near[s], s)):
         if len(chosen) >= count:

@@ -18,7 +18,7 @@ enum class QuantMode { kPerColumn, kGroupwise, kGroupwiseZero };
 // the transposed GEMM out^T = W . x^T so that the 4-bit weight is CUTLASS's
 // "A" operand (the one that goes through registers).
 //
-// A problem may be a piece of a larger one (runner.py splits layers whose
+// A problem may be a piece of a larger one (kernels.pieces() splits layers whose
 // indices would pass 2^31): then `w`, `scales`, `zeros`, `bias` and `out`
 // point at the piece's first row, and out / scales / zeros keep the full
 // layer's row pitch in `ld_out` / `ld_scales`.

@@ -21,7 +21,7 @@ _LAZY = {
     "pack": "packing", "PackedWeight": "packing", "unpack_codes": "packing",
     "dequantize_packed": "packing",
     "gemm": "runner", "tactics": "kernels", "W4A16Error": "kernels", "UnsupportedDeviceError": "kernels",
-    "tune": "tuning", "select_tactic": "selection", "bucket_for": "selection", "BUCKETS": "selection",
+    "tune": "tuning", "select_tactic": "tuning", "bucket_for": "selection", "BUCKETS": "selection",
     "TuneCache": "tune_cache",
     "W4A16Linear": "nn", "replace_linears": "nn",
     "load_quantized": "checkpoints", "layer_from_gptq": "checkpoints", "layer_from_awq": "checkpoints",

@@ -3,8 +3,8 @@
 The binding below this is thin (raw addresses, sizes, a stream handle); this layer validates
 devices, dtypes, shapes, alignment, aliasing and the tactic, makes x's device current for the
 launch, splits problems whose indices would pass 2^31 into pieces (kernels.pieces), selects a
-tactic per piece (selection.py, after tuning.py where W4A16_TUNE=1 asks), and launches on the
-current torch stream (kernels.launch: the per-call workspace is argued there). Nothing is
+tactic per piece (tuning.select_tactic: selection.py, after tuning where W4A16_TUNE=1 asks),
+and launches on the current torch stream (kernels.launch: the per-call workspace is argued there). Nothing is
 launched, and `out` is not touched, unless every check passed.
 """
 
@@ -20,7 +20,7 @@ from ._ext import build_info
 from .kernels import (ALIGN, LAUNCH_FAILED, W4A16Error, can_implement, check_device, compiled, launch, pieces,
                       problem, status_string, tactics)
 from .packing import PackedWeight
-from .tuning import tune_if_requested
+from .tuning import select_tactic
 
 __all__ = ["gemm", "selected_tactic"]
 
@@ -138,9 +138,7 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
             return can_implement(t, prob) == 0
 
         if tactic is None:
-            if selection.memoized(dtype, mode, g, prob.n, k, prob.m, device) is None:
-                tune_if_requested(dtype, mode, g, prob.n, k, device)
-            name = selection.select_tactic(dtype, mode, g, prob.n, k, prob.m, device, applicable)
+            name = select_tactic(dtype, mode, g, prob.n, k, prob.m, device, applicable)
             if name is None:
                 raise W4A16Error(f"no compiled {dtype} {mode} kernel can run M={prob.m}, N={prob.n}, K={k}, "
                                  f"group_size={g} (manifest {build_info()['manifest']})")
@@ -159,8 +157,7 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
         if st == LAUNCH_FAILED and tactic is None:
             # The selection never fails on a problem some compiled tactic can run: a kernel whose
             # launch is refused (e.g. a resource limit of this device) is replaced by the next one.
-            log.warning("w4a16_build: %s could not launch (%s); trying the next tactic", name,
-                        status_string(st))
+            log.warning("w4a16_build: %s could not launch: %s; trying the next tactic", name, status_string(st))
             for alt in selection.ranked_tactics(dtype, mode, g, prob.n, k, prob.m, device):
                 if alt == name or not applicable(alt):
                     continue

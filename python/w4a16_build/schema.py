@@ -18,7 +18,10 @@ def generator_module(name: str):
     """generator.<name>: from the wheel's _generator, else from a source checkout."""
     try:
         return importlib.import_module(f"{__package__}._generator.{name}")
-    except ImportError:
+    except ModuleNotFoundError as e:
+        # Only a missing _generator (a source checkout) falls back; an error inside it is raised.
+        if e.name not in (f"{__package__}._generator", f"{__package__}._generator.{name}"):
+            raise
         root = Path(__file__).resolve().parents[2]
         if not (root / "generator" / f"{name}.py").is_file():
             raise

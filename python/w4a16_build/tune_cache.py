@@ -17,7 +17,7 @@ numbers and rows well-formed; anything else is dropped on reading. A writer
 killed mid-write leaves a temporary file that the next writer removes. Entries
 of other GPUs or builds are kept but never matched: the key names the GPU and
 the build. A cached tactic is checked against the build before it runs
-(tuning.py): a bad cache costs speed, never correctness.
+(selection.py, kernels.fits): a bad cache costs speed, never correctness.
 """
 
 from __future__ import annotations

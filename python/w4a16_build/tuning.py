@@ -3,7 +3,8 @@
     w4a16_build.tune(n, k, "fp16", "groupwise", 128)   # time every tactic per M bucket, cache it
 
 Selection (selection.py) reads what this writes. With W4A16_TUNE=1 an untuned shape is
-tuned on its first gemm() (`tune_if_requested`), except during CUDA graph capture.
+tuned on its first gemm() (`select_tactic` here, through `tune_if_requested`), except during
+CUDA graph capture.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._ext import build_info
 from .dtypes import TORCH, name_of
 from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device,
                       launch_or_raise, pieces, problem, status_string, tactics)
+from . import selection
 from .selection import BUCKETS, bucket_for, cache_key, forget_shape, tuned_choices
 from .timing import random_packed, time_graph, weight_copies
 from .tune_cache import TuneCache
@@ -106,6 +108,15 @@ def tune_if_requested(dtype: str, mode: str, group: int, n: int, k: int, device:
         return
     log.info("w4a16_build: tuning %s %s g%d N=%d K=%d (W4A16_TUNE=1)", dtype, mode, group, n, k)
     tune(n, k, dtype, mode, group, device=device, progress=False, cache=cache)
+
+
+def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,
+                  applicable) -> str | None:
+    """What gemm() runs when no tactic is given: selection.select_tactic, after tuning the shape
+    first where W4A16_TUNE=1 asks and the choice is not memoized yet."""
+    if selection.memoized(dtype, mode, group, n, k, m, device) is None:
+        tune_if_requested(dtype, mode, group, n, k, device)
+    return selection.select_tactic(dtype, mode, group, n, k, m, device, applicable)
 
 
 class _NoBar:

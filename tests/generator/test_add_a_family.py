@@ -61,6 +61,8 @@ class DummyConfig(Kernel):
     cost: ClassVar[BuildCost] = BuildCost(file_s=1.0, kernel_s=2.0, file_gb=0.1, kernel_gb=0.01, kernel_kb=10.0)
     max_m: ClassVar[int] = 4
 
+    k_step: ClassVar[int] = 64
+
     @property
     def name(self) -> str:
         return f"{self.dtype.short}_int4_{self.mode.short}_dummy_w{self.width}"

@@ -309,3 +309,30 @@ def test_the_default_manifest_is_named_in_one_place(repo_root):
     assert re.search(r'W4A16_MANIFEST = \{ env = "W4A16_MANIFEST", default = "" \}', pyproject)
     cmake = (repo_root / "CMakeLists.txt").read_text()
     assert 'set(W4A16_MANIFEST "" CACHE' in cmake and '"default"' not in cmake
+
+
+def test_the_build_s_empty_manifest_ignores_the_environment(repo_root):
+    """The build passes its cached value (maybe empty) with --manifest: a re-configure must not
+    pick another manifest up from the shell (review of issue 14)."""
+    import os
+
+    env = {**os.environ, "W4A16_MANIFEST": "minimal"}
+    r = run(repo_root, "--list", "--manifest", "", env=env)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].endswith("(manifest default)"), r.stderr
+    r = run(repo_root, "--list", env=env)            # a user's shell: the variable applies
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].endswith("(manifest minimal)"), r.stderr
+
+
+def test_from_results_says_where_it_moved(repo_root, tmp_path):
+    r = run(repo_root, "--from-results", str(tmp_path / "r.json"), "--tolerance", "0.03")
+    assert r.returncode == 2 and "python -m w4a16_build.derive" in r.stderr, r.stderr
+
+
+def test_the_model_imports_without_pyyaml_or_jinja2(repo_root):
+    """The runtime parses kernel names with generator.model; that must not need the manifest
+    reader's PyYAML (which exits the process when missing) nor jinja2."""
+    code = ("import sys; sys.modules['yaml'] = None; sys.modules['jinja2'] = None\n"
+            "from generator.model import parse_name\n"
+            "print(parse_name('fp16_int4_groupwise_gemv_m8_r16_s4').family)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "gemv", r.stderr

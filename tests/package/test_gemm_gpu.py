@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 import w4a16_build  # noqa: E402
 from _weights import seed_of  # noqa: E402
 
-from generator.model import GEMV_CHUNK_K  # noqa: E402
+from generator.model import parse_name  # noqa: E402
 
 try:
     KERNELS = w4a16_build.list_kernels()
@@ -60,9 +60,7 @@ def test_tactic_matches_reference(name, group, shape):
     n, k = shape
     torch.manual_seed(seed_of(name, group, shape))
     p, w_ref = make_weight(n, k, info["mode"], group, dtype)
-    # A group must be whole K steps: the CTA tile's K (CUTLASS) or the GEMV's 64-k chunk.
-    k_step = info["tile_k"] if info["family"] == "cutlass" else GEMV_CHUNK_K
-    group_ok = info["mode"] == "per_column" or group % k_step == 0 or group == k
+    group_ok = info["mode"] == "per_column" or group % parse_name(name).k_step == 0 or group == k
     for m in ms_for(info):
         applicable = group_ok and (info["max_m"] == 0 or m <= info["max_m"])
         for with_bias in (False, True):
