@@ -1,12 +1,16 @@
 """`python -m w4a16_build.bench`: W4A16 GEMM speed against fp16 cuBLAS, per benchmarks/README.md.
 
-- Every figure is a ratio to `torch.matmul` in fp16 (cuBLAS) for the same M, N, K, timed in the
-  same process on the same card, and the card is named in the output.
+- Every figure is a ratio to fp16 cuBLAS for the same M, N, K, timed in the same process on the
+  same card, and the card is named in the output. The baseline is the faster of the two weight
+  layouts a user can have: W[N, K] (`F.linear`, x @ W.t()) and W[K, N] (x @ W).
+- torch's own int4 kernel (tinygemm: `torch._weight_int4pack_mm`, bf16, group 128), the peer
+  every PyTorch user already has, is timed in the same rounds where M <= 128.
 - Cold L2: each timed pass rotates over enough weight copies to touch >= 4x the L2 size.
 - No launch overhead: one call per weight copy is captured in a CUDA graph; graph replays are
   timed with CUDA events; the best of 3 repeats of >= 20 replays is kept.
-- cuBLAS and the reported tactic are timed in alternating rounds for each M, after a short idle,
-  so both see the same clock (a large-M call leaves the card power-capped for a moment).
+- cuBLAS (both layouts), tinygemm and the reported tactic are timed in interleaved rounds for each
+  M, after a short idle, so all see the same clock (a large-M call leaves the card power-capped
+  for a moment).
 - Random int4 codes, random scales, random activations.
 
     python -m w4a16_build.bench --m 1,2,4,8,16 --json bench.json
@@ -27,11 +31,13 @@ from ._ext import build_info
 from .dtypes import TORCH as DT
 from .kernels import W4A16Error, can_implement, check_device, problem, tactics
 from .runner import gemm, selected_tactic
-from .timing import n_copies, random_packed, time_graph, time_pair, weight_bytes, weight_copies
+from .timing import n_copies, random_packed, time_graph, time_interleaved, weight_bytes, weight_copies
 
 # benchmarks/README.md: K x N of one linear layer each.
 SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57344), (28672, 8192)]
-DEFAULT_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
+# Powers of two and the odd values real batches have (benchmarks/README.md).
+DEFAULT_M = [1, 2, 3, 4, 7, 8, 16, 24, 32, 48, 64, 96, 128, 200, 256, 512, 1024, 3000, 4096]
+TINYGEMM_MAX_M = 128   # where the protocol times tinygemm: it is a small-batch kernel
 SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec
 SETTLE_S = 0.3  # idle before each (shape, M) pair of measurements
 
@@ -51,17 +57,49 @@ def applicable(names, x, p, sms) -> list[str]:
 
 
 class CublasBench:
-    """fp16 torch.matmul (cuBLAS) on rotating weight copies of one shape."""
+    """fp16 cuBLAS on rotating weight copies of one shape, in both layouts a user may hold."""
+
+    LAYOUTS = ("linear", "matmul")   # W[N, K] used as x @ W.t() (F.linear); W[K, N] used as x @ W
 
     def __init__(self, k: int, n: int):
         self.k, self.n = k, n
         self.copies = n_copies(n * k * 2)
-        self.ws = [torch.randn(n, k, device="cuda", dtype=torch.float16) for _ in range(self.copies)]
+        self.w_nk = [torch.randn(n, k, device="cuda", dtype=torch.float16) for _ in range(self.copies)]
+        self.w_kn = [torch.randn(k, n, device="cuda", dtype=torch.float16) for _ in range(self.copies)]
 
-    def fn(self, m: int):
+    def fns(self, m: int) -> dict:
         x = torch.randn(m, self.k, device="cuda", dtype=torch.float16)
         y = torch.empty(m, self.n, device="cuda", dtype=torch.float16)
-        return lambda i: torch.matmul(x, self.ws[i].t(), out=y)
+        return {"linear": lambda i: torch.mm(x, self.w_nk[i].t(), out=y),
+                "matmul": lambda i: torch.mm(x, self.w_kn[i], out=y)}
+
+
+class TinygemmBench:
+    """torch's int4 kernel (`torch._weight_int4pack_mm`: bf16 activations, group 128, a scale and a
+    zero per group) on rotating copies of random codes; None where this torch or shape lacks it."""
+
+    GROUP = 128
+    INNER_K_TILES = 8   # torchao's default for this kernel
+
+    def __init__(self, k: int, n: int):
+        self.k, self.n = k, n
+        self.error = None
+        nbytes = n * k // 2 + n * (k // self.GROUP) * 4
+        self.copies = n_copies(nbytes)
+        try:
+            self.w = [torch._convert_weight_to_int4pack(
+                torch.randint(0, 256, (n, k // 2), dtype=torch.uint8, device="cuda"), self.INNER_K_TILES)
+                for _ in range(self.copies)]
+            self.sz = [torch.randn(k // self.GROUP, n, 2, device="cuda", dtype=torch.bfloat16) * 0.01
+                       for _ in range(self.copies)]
+            self.fn(1)(0)
+            torch.cuda.synchronize()
+        except (RuntimeError, AttributeError) as e:  # an old torch, or a shape it refuses
+            self.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+
+    def fn(self, m: int):
+        x = torch.randn(m, self.k, device="cuda", dtype=torch.bfloat16)
+        return lambda i: torch._weight_int4pack_mm(x, self.w[i], self.GROUP, self.sz[i])
 
 
 class OursBench:
@@ -165,10 +203,14 @@ def main(argv=None) -> int:
     t0 = time.time()
     print(f"card: {torch.cuda.get_device_name()} ({card}); dtype {args.dtype}, mode {args.mode}, "
           f"group {args.group}, tactic {args.tactic}")
-    print(f"{'K x N':>13} {'M':>5} {'ours us':>9} {'cuBLAS us':>10} {'speedup':>8} {'HBM %':>6}  tactic")
+    print(f"{'K x N':>13} {'M':>5} {'ours us':>9} {'cuBLAS us':>10} {'speedup':>8} {'tinygemm':>8} {'HBM %':>6}"
+          "  tactic   (speed-ups over the faster cuBLAS layout)")
     for k, n in shapes:
         cublas = CublasBench(k, n)
         ours = OursBench(k, n, args.dtype, args.mode, args.group)
+        tiny = TinygemmBench(k, n) if any(m <= TINYGEMM_MAX_M for m in ms) else None
+        if tiny is not None and tiny.error:
+            print(f"warning: tinygemm not timed on {k}x{n}: {tiny.error}", file=sys.stderr)
         for m in ms:
             # cuBLAS and ours for the same M back to back, after a pause: a heavy call (large M)
             # leaves the card power-capped at a lower SM clock for a moment, which would
@@ -184,29 +226,46 @@ def main(argv=None) -> int:
                 ranked = [(math.nan, "", False)]
                 run_as = None if args.tactic == "auto" else args.tactic
                 label = f"auto:{ours.picked(m)}" if args.tactic == "auto" else args.tactic
-            # The reported pair: cuBLAS and the chosen tactic in alternating rounds, so that both
-            # see the same clock (a large-M call leaves the card power-capped for a moment).
-            base, first = time_pair(cublas.fn(m), cublas.copies, ours.fn(m, run_as), ours.copies)
+            # The reported figures: cuBLAS in both layouts, tinygemm (M <= 128) and the chosen
+            # tactic in interleaved rounds, so that all see the same clock.
+            timed = [(f, cublas.copies) for f in cublas.fns(m).values()] + [(ours.fn(m, run_as), ours.copies)]
+            with_tiny = m <= TINYGEMM_MAX_M and tiny is not None and tiny.error is None
+            if with_tiny:
+                timed.append((tiny.fn(m), tiny.copies))
+            secs = time_interleaved(timed)
+            layouts = dict(zip(CublasBench.LAYOUTS, secs[:2]))
+            layout = min(layouts, key=layouts.get)
+            base, first = layouts[layout], secs[2]
+            tiny_s = secs[3] if with_tiny else None
             ranked[0] = (first, label, False)
             if args.tactic == "best":
                 ranked = ranked[:1]
             for rank, (sec, used, screened) in enumerate(ranked):
                 frac = weight_bytes(n, k, args.mode, args.group) / sec / bw if bw else float("nan")
                 row = dict(k=k, n=n, m=m, us=sec * 1e6, cublas_us=base * 1e6, speedup=base / sec,
-                           hbm_fraction=frac, tactic=used, rank=rank, screened=screened)
+                           hbm_fraction=frac, tactic=used, rank=rank, screened=screened,
+                           cublas_layout=layout, **{f"cublas_{name}_us": s * 1e6 for name, s in layouts.items()},
+                           tinygemm_us=None if tiny_s is None else tiny_s * 1e6,
+                           tinygemm_speedup=None if tiny_s is None else base / tiny_s)
                 rows.append(row)
                 if screened:
                     continue  # kept in the JSON, not worth a line each
+                tiny_col = f"{row['tinygemm_speedup']:>8.2f}" if rank == 0 and tiny_s is not None else f"{'-':>8}"
                 print(f"{k:>6}x{n:<6} {m:>5} {row['us']:>9.2f} {row['cublas_us']:>10.2f} {row['speedup']:>8.2f} "
-                      f"{100 * frac:>6.1f}  {used}", flush=True)
-        del cublas, ours
+                      f"{tiny_col} {100 * frac:>6.1f}  {used}", flush=True)
+        del cublas, ours, tiny
         torch.cuda.empty_cache()
     summary = {m: geomean([r["speedup"] for r in rows if r["m"] == m and r["rank"] == 0]) for m in ms}
+    tiny_summary = {m: geomean([r["tinygemm_speedup"] for r in rows if r["m"] == m and r["rank"] == 0
+                                and r["tinygemm_speedup"] is not None]) for m in ms if m <= TINYGEMM_MAX_M}
     print("geomean speedup over fp16 cuBLAS: " + ", ".join(f"M={m}: {v:.2f}" for m, v in summary.items()))
+    if tiny_summary:
+        print("tinygemm (bf16 g128), same rounds:  " + ", ".join(f"M={m}: {v:.2f}" for m, v in tiny_summary.items()))
     doc = dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
                    build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group,
                    tactic=args.tactic, screen=args.screen, seconds=time.time() - t0, rows=rows,
-                   geomean_speedup={str(m): v for m, v in summary.items()})
+                   geomean_speedup={str(m): v for m, v in summary.items()},
+                   geomean_tinygemm_speedup={str(m): v for m, v in tiny_summary.items()})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)

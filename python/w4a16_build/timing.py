@@ -54,7 +54,7 @@ def weight_copies(base: PackedWeight) -> list[PackedWeight]:
 class GraphTimer:
     """One call per weight copy captured in a CUDA graph; `round()` times `replays` replays.
 
-    Rounds of two timers can be interleaved (see `time_pair`) so that both see the same clock
+    Rounds of several timers can be interleaved (see `time_interleaved`) so that both see the same clock
     and power state of the card."""
 
     def __init__(self, fn_per_copy, copies: int):
@@ -93,14 +93,14 @@ def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) ->
     return best
 
 
-def time_pair(fn_a, copies_a: int, fn_b, copies_b: int, replays: int = 20,
-              repeats: int = 3) -> tuple[float, float]:
-    """Best-of-`repeats` seconds per call of two functions whose rounds alternate (a, b, a, b, ...),
-    so a ratio of the two is not skewed by the card's clock changing between them."""
-    ta, tb = GraphTimer(fn_a, copies_a), GraphTimer(fn_b, copies_b)
-    best_a = best_b = math.inf
+def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[float]:
+    """Best-of-`repeats` seconds per call of each (fn_per_copy, copies) in `timed`, their rounds
+    interleaved (a, b, c, a, b, c, ...): ratios between them are then not skewed by the card's
+    clock changing between measurements (a large-M call leaves it power-capped for a moment)."""
+    timers = [GraphTimer(fn, copies) for fn, copies in timed]
+    best = [math.inf] * len(timers)
     for _ in range(repeats):
-        best_a = min(best_a, ta.round(replays))
-        best_b = min(best_b, tb.round(replays))
-    del ta, tb
-    return best_a, best_b
+        for i, timer in enumerate(timers):
+            best[i] = min(best[i], timer.round(replays))
+    del timers
+    return best

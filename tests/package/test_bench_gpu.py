@@ -14,7 +14,9 @@ def run_bench(tmp_path, *args):
     from w4a16_build.bench import main
 
     out = tmp_path / "b.json"
-    assert main(["--shapes", "1024x4096", "--m", "1,64", "--json", str(out), *args]) == 0
+    if "--m" not in args:
+        args = ("--m", "1,64", *args)
+    assert main(["--shapes", "1024x4096", "--json", str(out), *args]) == 0
     return json.loads(out.read_text())
 
 
@@ -25,6 +27,26 @@ def test_auto_records_the_selected_kernel(tmp_path):
     for r in doc["rows"]:
         assert r["tactic"].startswith("auto:") and r["tactic"][5:] in names
         assert r["us"] > 0 and r["cublas_us"] > 0 and r["speedup"] == pytest.approx(r["cublas_us"] / r["us"])
+
+
+def test_baseline_is_the_faster_cublas_layout_and_tinygemm_is_timed(tmp_path):
+    """benchmarks/README.md's protocol: the faster of W[N,K] and W[K,N] cuBLAS, and torch's int4
+    tinygemm in the same rounds where M <= 128 (the bench used to time x @ W.t() only)."""
+    doc = run_bench(tmp_path, "--tactic", "auto", "--m", "3,200")
+    by_m = {r["m"]: r for r in doc["rows"]}
+    for r in by_m.values():
+        assert r["cublas_layout"] in ("linear", "matmul")
+        assert r["cublas_us"] == min(r["cublas_linear_us"], r["cublas_matmul_us"])
+    assert by_m[3]["tinygemm_us"] > 0 and by_m[3]["tinygemm_speedup"] == pytest.approx(
+        by_m[3]["cublas_us"] / by_m[3]["tinygemm_us"])
+    assert by_m[200]["tinygemm_us"] is None            # past M = 128 it is not the peer
+    assert set(doc["geomean_tinygemm_speedup"]) == {"3"}
+
+
+def test_default_m_values_include_odd_batches():
+    from w4a16_build.bench import DEFAULT_M
+
+    assert {3, 7, 24, 48, 96, 200, 3000} <= set(DEFAULT_M) and DEFAULT_M == sorted(DEFAULT_M)
 
 
 def test_all_with_screen_then_derive(tmp_path):
