@@ -15,6 +15,7 @@
 
     python -m w4a16_build.bench --m 1,2,4,8,16 --json bench.json
     python -m w4a16_build.bench --shapes 4096x6144 --m 1 --tactic best
+    python -m w4a16_build.bench --corpus qwen2.5-0.5b,gemma-2-2b --m 1,16   # real layers (benchmarks/shapes.yaml)
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ def geomean(xs):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m w4a16_build.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default="set", help="'set' (benchmarks/README.md) or KxN,KxN,...")
+    ap.add_argument("--corpus", metavar="SPEC",
+                    help="instead of --shapes: the layers of real models (benchmarks/shapes.yaml): 'all', "
+                         "model or family names, or 'odd', comma-separated")
     ap.add_argument("--m", default=",".join(map(str, DEFAULT_M)), help="comma-separated M values")
     ap.add_argument("--dtype", default="fp16", choices=list(DT))
     ap.add_argument("--mode", default="groupwise", choices=["per_column", "groupwise", "groupwise_zero"])
@@ -196,7 +200,18 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("error: no CUDA GPU", file=sys.stderr)
         return 2
-    shapes, ms = parse_shapes(args.shapes), [int(v) for v in args.m.split(",")]
+    ms = [int(v) for v in args.m.split(",")]
+    if args.corpus:
+        from .corpus import shapes as corpus_shapes
+
+        try:
+            picked = corpus_shapes(args.corpus)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        shapes, labels = [(k, n) for k, n, _ in picked], {(k, n): ls for k, n, ls in picked}
+    else:
+        shapes, labels = parse_shapes(args.shapes), {}
     card = card_name()
     bw = SPEC_BW.get(card)
     rows = []
@@ -206,6 +221,9 @@ def main(argv=None) -> int:
     print(f"{'K x N':>13} {'M':>5} {'ours us':>9} {'cuBLAS us':>10} {'speedup':>8} {'tinygemm':>8} {'HBM %':>6}"
           "  tactic   (speed-ups over the faster cuBLAS layout)")
     for k, n in shapes:
+        if args.mode != "per_column" and k % args.group:
+            print(f"warning: {k}x{n} skipped: K is not a multiple of group {args.group}", file=sys.stderr)
+            continue
         cublas = CublasBench(k, n)
         ours = OursBench(k, n, args.dtype, args.mode, args.group)
         tiny = TinygemmBench(k, n) if any(m <= TINYGEMM_MAX_M for m in ms) else None
@@ -244,6 +262,7 @@ def main(argv=None) -> int:
                 frac = weight_bytes(n, k, args.mode, args.group) / sec / bw if bw else float("nan")
                 row = dict(k=k, n=n, m=m, us=sec * 1e6, cublas_us=base * 1e6, speedup=base / sec,
                            hbm_fraction=frac, tactic=used, rank=rank, screened=screened,
+                           layers=labels.get((k, n), []),
                            cublas_layout=layout, **{f"cublas_{name}_us": s * 1e6 for name, s in layouts.items()},
                            tinygemm_us=None if tiny_s is None else tiny_s * 1e6,
                            tinygemm_speedup=None if tiny_s is None else base / tiny_s)
@@ -262,7 +281,7 @@ def main(argv=None) -> int:
     if tiny_summary:
         print("tinygemm (bf16 g128), same rounds:  " + ", ".join(f"M={m}: {v:.2f}" for m, v in tiny_summary.items()))
     doc = dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
-                   build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group,
+                   build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group, corpus=args.corpus,
                    tactic=args.tactic, screen=args.screen, seconds=time.time() - t0, rows=rows,
                    geomean_speedup={str(m): v for m, v in summary.items()},
                    geomean_tinygemm_speedup={str(m): v for m, v in tiny_summary.items()})
