@@ -16,6 +16,11 @@ import argparse
 import json
 import os
 
+try:
+    from .plan_files import kernel_files, other_files
+except ImportError:  # run as a script by CMake
+    from plan_files import kernel_files, other_files
+
 
 def _source_of(obj: str) -> str:
     """CMake's object path ends in the source's own name plus ".o"."""
@@ -24,12 +29,12 @@ def _source_of(obj: str) -> str:
 
 def _kernel_sources(plan: dict) -> set[str]:
     """File names of the generated kernel files (the plan's "files", written by the generator)."""
-    return {os.path.basename(f) for files in plan.get("files", {}).get("kernels", {}).values() for f in files}
+    return {os.path.basename(f) for f in kernel_files(plan)}
 
 
 def _current_sources(plan: dict) -> set[str]:
     """Names of the files this build compiles: generated ones and the binding's."""
-    other = {os.path.basename(f) for f in plan.get("files", {}).get("other", [])}
+    other = {os.path.basename(f) for f in other_files(plan)}
     return _kernel_sources(plan) | other | {"bindings.cpp", "status.cpp"}
 
 

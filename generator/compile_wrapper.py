@@ -29,6 +29,11 @@ import sys
 import tempfile
 import time
 
+try:
+    from .plan_files import kernel_files, other_files
+except ImportError:  # run as a script by CMake
+    from plan_files import kernel_files, other_files
+
 
 def _private_dir(path: str) -> bool:
     """Create `path` (mode 0700) if missing; true if it is a real directory that this user owns
@@ -60,8 +65,7 @@ def generated_kernel_files(plan: dict, plan_path: str) -> set[str]:
     """Absolute paths of the kernel files the generator wrote (manifest.json "files", relative
     to the directory of manifest.json)."""
     base = os.path.dirname(os.path.abspath(plan_path))
-    return {os.path.normpath(os.path.join(base, f))
-            for files in plan.get("files", {}).get("kernels", {}).values() for f in files}
+    return {os.path.normpath(os.path.join(base, f)) for f in kernel_files(plan)}
 
 
 def stable_source(cmd: list[str], kernel_files: set[str]) -> list[str]:
@@ -151,8 +155,7 @@ def _lines_at_configure(log: str) -> int:
 
 def _files_in_build(plan: dict) -> int:
     """Generated sources (the plan's "files") + the two hand-written ones (bindings, status)."""
-    files = plan.get("files", {})
-    return sum(len(v) for v in files.get("kernels", {}).values()) + len(files.get("other", [])) + 2
+    return len(kernel_files(plan)) + len(other_files(plan)) + 2
 
 
 if __name__ == "__main__":

@@ -68,9 +68,14 @@ def fits(name: str, dtype: str, mode: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _device_facts(index: int) -> tuple[int, int, str]:
+def _facts_of(index: int) -> tuple[int, int, str]:
     props = torch.cuda.get_device_properties(index)
     return props.major * 10 + props.minor, props.multi_processor_count, props.name
+
+
+def _device_facts(device: torch.device) -> tuple[int, int, str]:
+    """(compute capability, SM count, name) of a CUDA device (index None: the current one)."""
+    return _facts_of(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def as_cuda_device(device=None) -> torch.device:
@@ -87,7 +92,7 @@ def as_cuda_device(device=None) -> torch.device:
 
 def check_device(device: torch.device) -> int:
     """The device's SM count; UnsupportedDeviceError unless it is an sm_90 GPU."""
-    cc, sms, name = _device_facts(device.index if device.index is not None else torch.cuda.current_device())
+    cc, sms, name = _device_facts(device)
     if cc != 90:
         raise UnsupportedDeviceError(
             f"{name} is sm_{cc}; w4a16_build's kernels are built for Hopper (sm_90a: H100/H200)")
@@ -96,7 +101,7 @@ def check_device(device: torch.device) -> int:
 
 def device_key(device: torch.device) -> tuple[str, int]:
     """(name, SM count): what a tuned choice is valid for."""
-    _, sms, name = _device_facts(device.index if device.index is not None else torch.cuda.current_device())
+    _, sms, name = _device_facts(device)
     return name, sms
 
 
