@@ -26,7 +26,7 @@ from .axes import (CLUSTERS, TILE_K, TILE_ROWS, TILE_TOKENS, WEIGHT, Cluster, DT
 
 __all__ = [
     "AXES", "CLUSTERS", "Cluster", "DType", "FAMILIES", "GEMV_AXES", "GemvConfig", "Kernel", "KernelConfig",
-    "QuantMode", "Schedule", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
+    "QuantMode", "SKINNY_AXES", "Schedule", "SkinnyConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
     "family", "parse_name",
 ]
 
@@ -278,10 +278,87 @@ class GemvConfig(Kernel):
                 self.stages != rule.get("stages", 4))
 
 
+# The skinny kernels (gemv/skinny_kernel.cuh): the small-batch tensor-core GEMM
+# for M up to 128. A CTA of 8 warps, each owning 16 or 32 output rows; x and the
+# scales stream through a 4-slot ring in K stages, the weight through a ring of
+# `stages` bulk-copy stages per warp; clusters of CTAs split K.
+SKINNY_CHUNK_K = 64
+SKINNY_MAX_M = (16, 32, 64, 128)     # token tiles of 8 (the mma N dimension): 2, 4, 8, 16
+SKINNY_ROWS_PER_WARP = (16, 32)
+SKINNY_STAGES = (2, 4, 8)            # weight-ring stages per warp (1-2 KB each)
+
+
+@dataclasses.dataclass(frozen=True)
+class SkinnyConfig(Kernel):
+    """One skinny kernel (gemv/skinny_*.cuh) for M <= max_m tokens."""
+
+    dtype: DType
+    mode: QuantMode
+    max_m: int
+    rows_per_warp: int
+    stages: int
+
+    family: ClassVar[str] = "skinny"
+    manifest_key: ClassVar[str] = "skinny"
+    section_default_all: ClassVar[bool] = False  # manifests name their skinny kernels (older ones get none)
+    axes_required: ClassVar[bool] = False
+    AXES: ClassVar[dict[str, list[str]]] = {
+        "dtype": DType.choices(),
+        "mode": QuantMode.choices(),
+        "max_m": _ints(SKINNY_MAX_M),
+        "rows_per_warp": _ints(SKINNY_ROWS_PER_WARP),
+        "stages": _ints(SKINNY_STAGES),
+    }
+    NAME_RE: ClassVar[re.Pattern] = re.compile(
+        r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny_m(?P<max_m>\d+)_r(?P<rows_per_warp>\d+)"
+        r"_s(?P<stages>\d+)")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES"
+    template: ClassVar[str] = "skinny_kernels.cu.j2"
+    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_launch.cuh"
+    # Measured: 12 kernels of the harness compile in 8 s on 2 cores (ptxas, no CUTLASS headers).
+    cost: ClassVar[BuildCost] = BuildCost(file_s=0.0, kernel_s=5.0, file_gb=0.3, kernel_gb=0.05, kernel_kb=45.0)
+
+    @property
+    def name(self) -> str:
+        return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_skinny_m{self.max_m}"
+                f"_r{self.rows_per_warp}_s{self.stages}")
+
+    @property
+    def row_blocks_per_warp(self) -> int:
+        return self.rows_per_warp // 16
+
+    @property
+    def token_tiles(self) -> int:
+        return self.max_m // 8
+
+    @property
+    def k_step(self) -> int:
+        return SKINNY_CHUNK_K
+
+    def axis_values(self) -> dict[str, Any]:
+        return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
+                "rows_per_warp": self.rows_per_warp, "stages": self.stages}
+
+    @classmethod
+    def from_axes(cls, v: dict[str, str]) -> "SkinnyConfig":
+        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["rows_per_warp"]),
+                  int(v["stages"]))
+        outside = cfg.outside_axes()
+        if outside:
+            raise ValueError(outside)
+        return cfg
+
+    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+        # The smallest token tile that takes m (tiles past m are skipped, but the ring is sized by
+        # m and a larger tile spends registers), then the rule's rows per warp and stages.
+        return (self.max_m, self.rows_per_warp != rule.get("rows_per_warp", 16),
+                self.stages != rule.get("stages", 4))
+
+
 # Every family, in the order generated files and lists show them. Everything else (manifest
 # sections, sharding, templates, CMake's source lists, estimates, name parsing, ranking) reads
 # this list when it runs, so a family added here is known everywhere.
-FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig]
+FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig]
 
 
 def family(name: str) -> type[Kernel]:
@@ -304,3 +381,4 @@ def parse_name(name: str) -> Kernel:
 # Axis values a manifest may use; `full.yaml` lists every one of them.
 AXES = KernelConfig.AXES
 GEMV_AXES = GemvConfig.AXES
+SKINNY_AXES = SkinnyConfig.AXES

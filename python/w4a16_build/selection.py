@@ -2,9 +2,9 @@
 
 M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its
 bucket's tuned choice if tuned (tuning.py writes them), else the next larger tuned bucket's,
-else the heuristic table (heuristics.json: measured rows for the nearest measured shape, then
-rules that rank kernels by their configuration, each family's `rank_key` in the generator's
-model). Choices are memoized per (device, dtype, mode, group, N, K, bucket): after the first
+else the heuristic table (heuristics.json: size rules for layers smaller than every measured
+shape, then measured rows for the nearest measured shape, then rules that rank kernels by their
+configuration, each family's `rank_key` in the generator's model). Choices are memoized per (device, dtype, mode, group, N, K, bucket): after the first
 call a selection is one dict lookup.
 """
 
@@ -58,14 +58,27 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -
     return near["tactic"]
 
 
+def matching_rule(m: int, n: int, k: int | None) -> dict:
+    """The first rule of the table whose m_max covers m and, where it has one, whose max_nk
+    (an upper bound on N * K: a rule for small layers) covers the layer."""
+    for r in heuristic_table()["rules"]:
+        if r["m_max"] is not None and m > r["m_max"]:
+            continue
+        if "max_nk" in r and (k is None or n * k > r["max_nk"]):
+            continue
+        return r
+    raise ValueError("heuristics.json: no rule covers every M (the last rule must have m_max null)")
+
+
 def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
                       mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
     """Names of `kernels` (configurations) ordered by the heuristic table: its measured choice for
-    the nearest measured shape first (when the table has measured rows), then by the first rule
-    whose m_max covers m: the rule's family first, kernels that cannot take m last, then each
+    the nearest measured shape first (when the table has measured rows and the rule is not a
+    size rule), then by the first rule that covers m (and n * k): the rule's family first, kernels that cannot take m last, then each
     family's rank_key."""
-    rule = next(r for r in heuristic_table()["rules"] if r["m_max"] is None or m <= r["m_max"])
-    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None else None
+    rule = matching_rule(m, n, k)
+    # A size rule (max_nk) covers layers smaller than every measured shape: it goes first.
+    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None and "max_nk" not in rule else None
 
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)

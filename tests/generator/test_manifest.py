@@ -40,9 +40,10 @@ def cutlass_only(kernels):
 
 def test_full_counts():
     p = plan(builtin("full"))
-    assert len(p.kernels) + len(p.rejected) == 2880 + 72
+    assert len(p.kernels) + len(p.rejected) == 2880 + 72 + 144
     assert len(cutlass_only(p.kernels)) == 1440
     assert len([k for k in p.kernels if k.family == "gemv"]) == 72
+    assert len([k for k in p.kernels if k.family == "skinny"]) == 144
     per = {}
     for k in cutlass_only(p.kernels):
         per[(k.dtype, k.mode)] = per.get((k.dtype, k.mode), 0) + 1
@@ -86,7 +87,10 @@ def test_default_is_derived_from_the_committed_sweep(repo_root, tmp_path):
                        cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     derived = plan(load(tmp_path / "d.yaml")).names
-    assert derived == plan(builtin("default")).names
+    # The skinny kernels (issue 15) came after the sweep: default.yaml adds them by hand (its comment
+    # says from which measurements); everything else is the derived set.
+    shipped_default = plan(builtin("default"))
+    assert derived == [k.name for k in shipped_default.kernels if k.family != "skinny"]
     shipped = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
     assert json.loads((tmp_path / "h.json").read_text())["measured"] == shipped["measured"]
 

@@ -92,4 +92,9 @@ def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
         parse_name("fp16_int4_groupwise_gemv_t128x32x64_c2x1_coop_streamk")
     with pytest.raises(ValueError, match="any family"):
         parse_name("fp16_int4_groupwise_gemv_m8_r16_s8_coop")
-    assert {c.family for c in FAMILIES} == {"cutlass", "gemv"}
+    assert {c.family for c in FAMILIES} == {"cutlass", "gemv", "skinny"}
+    with pytest.raises(ValueError, match="any family"):
+        parse_name("fp16_int4_groupwise_skinny_m8_r16_s4_coop")
+    assert parse_name("bf16_int4_groupwise_zero_skinny_m64_r32_s8").family == "skinny"
+    with pytest.raises(ValueError):                            # 48 is not a token tile it has
+        parse_name("fp16_int4_groupwise_skinny_m48_r16_s4")

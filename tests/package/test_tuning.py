@@ -89,6 +89,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 ALIAS = {
     "g8r16": "fp16_int4_groupwise_gemv_m8_r16_s4", "g8r32": "fp16_int4_groupwise_gemv_m8_r32_s4",
     "g16r16": "fp16_int4_groupwise_gemv_m16_r16_s4", "g16r32": "fp16_int4_groupwise_gemv_m16_r32_s4",
+    "s16": "fp16_int4_groupwise_skinny_m16_r16_s4", "s64": "fp16_int4_groupwise_skinny_m64_r16_s4",
     "c16sk": "fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
     "c64sk": "fp16_int4_groupwise_t128x64x64_c1x1_coop_streamk",
     "c64p": "fp16_int4_groupwise_t64x64x64_c1x1_pingpong_persistent",
@@ -108,7 +109,7 @@ def test_heuristic_table_is_measured_and_ordered():
     assert "Measured rows" in t["status"] and "not fitted" in t["status"]
     assert len(t["measured"]) == 6 * 6 * 12  # (dtype, mode) x shape set x M list of the sweep
     assert t["rules"][-1]["m_max"] is None
-    caps = [r["m_max"] for r in t["rules"][:-1]]
+    caps = [r["m_max"] for r in t["rules"][:-1] if "max_nk" not in r]  # size rules come first
     assert caps == sorted(caps)
 
 
@@ -120,6 +121,18 @@ def test_heuristic_ranking():
     # M = 64 on N = 4096: 32 tiles of 128 rows cannot fill 132 SMs -> stream-K, least padding.
     assert ranked(64, 4096, 132)[0] == "c64sk"
     assert ranked(4096, 8192, 132)[0] in ("c256", "c128x256")
+
+
+def test_small_layers_at_small_m_rank_the_skinny_kernel_first():
+    """Issue 15: the size rule (max_nk) names the skinny family for layers smaller than every
+    measured shape at M <= 16, before the measured rows; larger layers and larger M keep the
+    measured rows and the other rules."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    assert ranked(1, 896, 132, k=896, **kw)[0] == "s16"
+    assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"
+    assert ranked(1, 8192, 132, k=8192, **kw)[0] != "s16"      # 67M: the measured rows decide
+    assert ranked(33, 896, 132, k=896, **kw)[0] not in ("s16", "s64")
+    assert ranked(1, 896, 132)[0] != "s16"                      # no K: the size rule cannot apply
 
 
 def test_measured_rows_come_first(monkeypatch):

@@ -1,0 +1,411 @@
+// Small-batch W4A16 on Hopper for M = 1..128 tokens: "skinny" tensor-core GEMM.
+//
+// out[m, n] = x[m, k] . W[n, k]^T for m <= 8*NT.
+//
+// It reads the one packed weight (csrc/w4a16/cutlass_gemm.cuh,
+// PackedWeightLayout): each 16x16 atom is the register fragment of an
+// mma.m16n8k16 "A" operand, 16 rows form one contiguous stream of 8*K bytes.
+//
+// What differs from the GEMV (gemv/kernel.cuh), which keeps a CTA's whole K
+// slice of x resident and so cannot take more than 16 tokens:
+//
+// - x streams too. The CTA's K slice is cut into x stages of XK = 64*XC k; a
+//   4-slot ring holds them (the m token rows, padded so that ldmatrix is
+//   conflict-free), with the scale (and zero) rows of the groups the stage
+//   touches riding along. Every thread of the warps that own rows copies its
+//   share with 16-byte cp.async and arrives on the slot's "full" mbarrier when
+//   its copies land; each warp arrives on the slot's "empty" mbarrier when it
+//   is done with it; a slot is refilled two stages later. No CTA-wide barrier
+//   in the loop.
+// - Weights keep a private stream per warp: a ring of WST stages, one bulk
+//   copy (TMA engine, L2 evict-first) per 16-row block and stage of 1-2 KB
+//   (several 512-byte chunks at once: the number of copies, not their bytes,
+//   bounded the first version), issued WST-1 stages ahead by lane 0; each
+//   weight byte is read once per call.
+// - Scales fold into the weight fragment: codes -> 16-bit values (exact, one
+//   lop3 per pair), then one multiply (or fma with the zero point) per pair by
+//   the row's scale, so the mma accumulates scaled products straight into the
+//   fp32 accumulators: no per-chunk partial sums, no per-token scale FMAs, and
+//   the fragment serves all NT token tiles.
+// - Token tiles past m are skipped at run time (warp-uniform), so one kernel
+//   serves every m up to its maximum.
+// - Split K over a thread-block cluster, summed in a fixed order through
+//   distributed shared memory (deterministic, no workspace), as the GEMV does;
+//   the launcher sizes the split with the occupancy calculator's cluster count.
+// - Programmatic dependent launch: the prologue (barrier set-up, addresses)
+//   runs before griddepcontrol.wait, and the next kernel in the stream may
+//   start its own prologue while this one reduces and writes.
+//
+// Where it stands (benchmarks/NOTES.md): fastest of the product's kernels at
+// M <= 16 on layers up to ~12M weights, slower than the CUTLASS kernels from
+// M = 17 (latency-bound: 1-2 CTAs of 8 warps per SM; ncu "wait" and
+// "short scoreboard" stalls lead).
+#pragma once
+
+#include <cooperative_groups.h>
+
+#include "gemv/dequant.cuh"
+#include "w4a16/gemm_args.h"
+
+namespace w4a16::skinny {
+
+using gemv::Act;
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kChunkK = 64;        // k per weight step: 4 atoms, 512 bytes per 16-row block
+constexpr int kChunkBytes = 512;
+constexpr int kXPad = 8;           // halves of padding per x row: conflict-free ldmatrix
+constexpr int kXSlots = 4;         // x ring depth
+constexpr int kMaxCluster = 16;
+constexpr int kMaxSmemBytes = 220 * 1024;
+constexpr int kBarBytes = 1152;    // mbarriers: weight rings (kWarps * WST <= 128), x full/empty (2 * kXSlots)
+
+// k per x stage: long stages for few tokens (fewer barriers), short for many (smaller ring).
+template <int NT>
+struct XChunks {
+  static constexpr int value = NT <= 4 ? 4 : 2;
+};
+// Chunks per weight copy (per row block): 2 KB per warp and stage for few
+// tokens (fewer, larger bulk copies: the copy count bounds the stream), 1 KB
+// for many (a smaller ring, so that two CTAs share an SM).
+template <int NT, int RB>
+struct WeightChunks {
+  static constexpr int value = (NT <= 2 ? 4 : 2) / RB > 0 ? (NT <= 2 ? 4 : 2) / RB : 1;
+};
+// Two CTAs per SM where the accumulators leave room (<= 128 registers).
+template <int NT, int RB>
+struct MinCtas {
+  static constexpr int value = NT * RB <= 8 ? 2 : 1;
+};
+
+struct Params {
+  const void* x;
+  const uint8_t* w;
+  const void* scales;
+  const void* zeros;
+  const void* bias;
+  void* out;
+  int m, n, k, group_size;
+  int64_t ld_out;     // elements between token rows of out
+  int64_t ld_scales;  // elements between scale (and zero) groups
+  int splits;         // CTAs per cluster sharing one row group (split K)
+  int x_slot_bytes;   // bytes of one x slot (m rows), 128-aligned
+};
+
+__device__ __forceinline__ void grid_dependency_wait() {
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+__device__ __forceinline__ void launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+// Dequantize one fragment word with its rows' scale pairs folded in.
+// s_lo/s_hi (and z_lo/z_hi): the scale (zero) of rows g and g+8 in both halves.
+// Fragment registers 0 and 2 hold row g, 1 and 3 row g+8 (m16n8k16 A layout),
+// and codes_to_pairs leaves pair p in register p, so register r takes the
+// scale of row g + 8*(r % 2).
+template <class T, QuantMode kMode>
+__device__ __forceinline__ void dequant_scaled(uint32_t w, uint32_t s_lo, uint32_t s_hi, uint32_t z_lo,
+                                               uint32_t z_hi, uint32_t (&f)[4]) {
+  using A = Act<T>;
+  gemv::codes_to_pairs<T>(w, f);
+  if constexpr (kMode == QuantMode::kGroupwise) {
+    f[0] = A::mul(f[0], s_lo);
+    f[1] = A::mul(f[1], s_hi);
+    f[2] = A::mul(f[2], s_lo);
+    f[3] = A::mul(f[3], s_hi);
+  } else if constexpr (kMode == QuantMode::kGroupwiseZero) {
+    f[0] = A::fma(f[0], s_lo, z_lo);
+    f[1] = A::fma(f[1], s_hi, z_hi);
+    f[2] = A::fma(f[2], s_lo, z_lo);
+    f[3] = A::fma(f[3], s_hi, z_hi);
+  }
+}
+
+__device__ __forceinline__ uint32_t splat16(uint32_t v) { return v | (v << 16); }
+
+template <class T, QuantMode kMode, int NT, int RB, int WST>
+__global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kernel(const Params p) {
+  using A = Act<T>;
+  constexpr int kRowsPerCta = kWarps * 16 * RB;
+  constexpr int kWC = WeightChunks<NT, RB>::value;  // chunks per weight copy
+  constexpr int kStageBytes = RB * kWC * kChunkBytes;
+  constexpr int XC = XChunks<NT>::value;
+  constexpr int XK = XC * kChunkK;
+  constexpr int kXStride = XK + kXPad;            // halves per token row of an x slot
+  constexpr bool kScales = kMode != QuantMode::kPerColumn;
+  constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
+  // Scale (zero) rows of one x slot: a stage of XC chunks touches at most XC groups.
+  constexpr int kSzBytes = kScales ? XC * kRowsPerCta * 2 * (kZeros ? 2 : 1) : 0;
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  // [mbarriers (kBarBytes) | x slots (m rows each) | scale slots | weight rings];
+  // after the main loop the partials reuse everything past the barriers.
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw) + warp * WST;  // this warp's weight ring
+  uint64_t* x_full = reinterpret_cast<uint64_t*>(smem_raw) + kWarps * WST;
+  uint64_t* x_empty = x_full + kXSlots;
+  uint8_t* smem = smem_raw + kBarBytes;
+  const int x_slot = p.x_slot_bytes;
+  uint8_t* sz_base = smem + kXSlots * x_slot;
+  uint8_t* wring = sz_base + kXSlots * kSzBytes;
+
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int split = static_cast<int>(cluster.block_rank());
+  const int row_group = blockIdx.x / p.splits;
+
+  const int nchunks = p.k / kChunkK;
+  const int c_begin = split * nchunks / p.splits;
+  const int c_end = (split + 1) * nchunks / p.splits;
+  const int my_chunks = c_end - c_begin;
+  const int k_begin = c_begin * kChunkK;
+  const int n_stages = (my_chunks + XC - 1) / XC;
+  const int row_blocks = (p.n + 15) / 16;
+  const int first_block = (row_group * kWarps + warp) * RB;
+  const bool active = first_block < row_blocks;
+  // Warps with a row block (warp 0 always has one): they consume x stages.
+  const int cta_blocks = row_blocks - row_group * kWarps * RB;
+  const int active_warps = min(kWarps, (cta_blocks + RB - 1) / RB);
+  const int row0 = row_group * kRowsPerCta;
+  const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
+
+  const uint8_t* wsrc[RB];
+#pragma unroll
+  for (int r = 0; r < RB; ++r) {
+    wsrc[r] = p.w + static_cast<int64_t>(min(first_block + r, row_blocks - 1)) * p.k * 8 +
+              static_cast<int64_t>(c_begin) * kChunkBytes;
+  }
+  uint8_t* my_ring = wring + warp * WST * kStageBytes;
+  if (lane == 0) {
+#pragma unroll
+    for (int s = 0; s < WST; ++s) gemv::mbarrier_init(gemv::smem_addr(bars + s), 1);
+    if (warp == 0) {
+      for (int s = 0; s < kXSlots; ++s) {
+        gemv::mbarrier_init(gemv::smem_addr(x_full + s), active_warps * 32);
+        gemv::mbarrier_init(gemv::smem_addr(x_empty + s), active_warps);
+      }
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();                      // x barriers are initialized before any warp waits on them
+  // Everything above touched no global memory; from here on inputs are read.
+  grid_dependency_wait();
+
+  // Weight stage ws: chunks ws*kWC .. of each of the warp's row blocks, one
+  // bulk copy per row block (contiguous in k), fewer chunks at the slice's end.
+  const int w_stages = (my_chunks + kWC - 1) / kWC;
+  auto issue = [&](int ws) {
+    const int slot = ws % WST;
+    const uint32_t bar = gemv::smem_addr(bars + slot);
+    const int bytes = min(kWC, my_chunks - ws * kWC) * kChunkBytes;
+    gemv::mbarrier_expect_tx(bar, RB * bytes);
+#pragma unroll
+    for (int r = 0; r < RB; ++r) {
+      gemv::bulk_copy_evict_first(gemv::smem_addr(my_ring + slot * kStageBytes + r * kWC * kChunkBytes),
+                                  wsrc[r] + static_cast<int64_t>(ws) * kWC * kChunkBytes, bytes, bar);
+    }
+  };
+  if (lane == 0 && active) {
+#pragma unroll
+    for (int ws = 0; ws < WST - 1; ++ws) {
+      if (ws < w_stages) issue(ws);
+    }
+  }
+
+  // x stage st -> its slot by 16-byte cp.async from every thread of the
+  // active warps, each arriving on the slot's barrier when its copies land:
+  // m token rows of XK k (fewer in the slice's last stage), and the scale
+  // (zero) rows of the groups the stage touches (rows past n read as 0).
+  const T* xg = static_cast<const T*>(p.x);
+  const int producers = active_warps * 32;
+  auto load_stage = [&](int st) {  // active warps only
+    const int slot = st % kXSlots;
+    const uint32_t xs = gemv::smem_addr(smem + slot * x_slot);
+    const int ch0 = st * XC;
+    const int chn = min(XC, my_chunks - ch0);
+    const int kk0 = k_begin + ch0 * kChunkK;
+    auto copy_x = [&](int vecs) {  // vecs: 16-byte pieces per token row
+      for (int i = threadIdx.x; i < p.m * vecs; i += producers) {
+        const int tok = i / vecs, v = i - tok * vecs;
+        gemv::cp_async_16_zfill(xs + (tok * kXStride + v * 8) * 2, xg + static_cast<int64_t>(tok) * p.k + kk0 + v * 8,
+                                true);
+      }
+    };
+    if (chn == XC) {
+      copy_x(XC * kChunkK / 8);  // a constant divisor: no integer division in the loop
+    } else {
+      copy_x(chn * kChunkK / 8);
+    }
+    if constexpr (kScales) {
+      const int g0 = (c_begin + ch0) / cpg;
+      const int ng = (c_begin + ch0 + chn - 1) / cpg - g0 + 1;
+      const uint32_t ss = gemv::smem_addr(sz_base + slot * kSzBytes);
+      constexpr int kPieces = kRowsPerCta / 8;
+      for (int i = threadIdx.x; i < ng * kPieces; i += producers) {
+        const int gl = i / kPieces, piece = i % kPieces;
+        const bool valid = row0 + piece * 8 < p.n;
+        const int64_t off = static_cast<int64_t>(g0 + gl) * p.ld_scales + (valid ? row0 + piece * 8 : 0);
+        gemv::cp_async_16_zfill(ss + (gl * kRowsPerCta + piece * 8) * 2, static_cast<const T*>(p.scales) + off, valid);
+        if constexpr (kZeros) {
+          gemv::cp_async_16_zfill(ss + ((XC + gl) * kRowsPerCta + piece * 8) * 2, static_cast<const T*>(p.zeros) + off,
+                                  valid);
+        }
+      }
+    }
+    gemv::cp_async_mbarrier_arrive(gemv::smem_addr(x_full + slot));
+  };
+  constexpr int kXAhead = kXSlots - 2;  // stages in flight ahead of the one being consumed
+  if (active) {
+    for (int st = 0; st < kXAhead && st < n_stages; ++st) load_stage(st);
+  }
+
+  const int g = lane / 4;
+  const int r_lo = warp * 16 * RB + g;          // row within the CTA, block 0
+  const int q = lane / 8;
+  const int ntiles = (p.m + 7) / 8;             // token tiles with a real token
+  // ldmatrix row offsets (bytes) into an x slot: per token tile, k halves
+  // 0-7 / 8-15 of atoms a, a+1; token rows >= m alias row m-1 (never written out).
+  uint32_t x_off[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const int tok = min(t * 8 + lane % 8, p.m - 1);
+    x_off[t] = static_cast<uint32_t>((tok * kXStride + 16 * (q / 2) + 8 * (q % 2)) * 2);
+  }
+  const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
+
+  float acc[RB][NT][4];
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][t][i] = 0.f;
+
+  const uint32_t smem0 = gemv::smem_addr(smem);
+  uint32_t j = 0;  // this warp's chunk counter
+  // The scale group of the warp's current chunk, and the chunk's place in it.
+  int grp = c_begin / cpg, cig = c_begin % cpg;
+  for (int st = 0; active && st < n_stages; ++st) {
+    const int slot = st % kXSlots;
+    if (st + kXAhead < n_stages) {
+      // Refill the slot stage st - 2 used, once every consumer is done with it.
+      const int fill = st + kXAhead;
+      if (fill >= kXSlots) {
+        gemv::mbarrier_wait(gemv::smem_addr(x_empty + fill % kXSlots), ((fill / kXSlots) - 1) & 1);
+      }
+      load_stage(fill);
+    }
+    gemv::mbarrier_wait(gemv::smem_addr(x_full + slot), (st / kXSlots) & 1);
+    const uint32_t xs_addr = smem0 + slot * x_slot;
+    const uint32_t ss_addr = gemv::smem_addr(sz_base + slot * kSzBytes);
+    const int g0 = grp;                 // the stage's first group
+    const int chn = min(XC, my_chunks - st * XC);
+#pragma unroll
+    for (int c = 0; c < XC; ++c) {
+      if (c >= chn) break;
+      const uint32_t ws = j / kWC, wi = j % kWC;
+      if (wi == 0) {
+        __syncwarp();                   // every lane is done with the weight slot refilled next
+        if (lane == 0 && ws + WST - 1 < static_cast<uint32_t>(w_stages)) issue(ws + WST - 1);
+        gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+      }
+      const uint32_t wslot = gemv::smem_addr(my_ring + (ws % WST) * kStageBytes) + wi * kChunkBytes;
+      const int gl = grp - g0;
+      if (++cig == cpg) {
+        cig = 0;
+        ++grp;
+      }
+      uint32_t wq[RB][4];
+#pragma unroll
+      for (int r = 0; r < RB; ++r) gemv::ldmatrix_x4(wq[r], wslot + r * kWC * kChunkBytes + w_lane_off);
+      ++j;
+
+      uint32_t s_lo[RB], s_hi[RB], z_lo[RB], z_hi[RB];
+      if constexpr (kScales) {
+#pragma unroll
+        for (int r = 0; r < RB; ++r) {
+          const uint32_t row = ss_addr + 2 * (gl * kRowsPerCta + r_lo + 16 * r);
+          s_lo[r] = splat16(gemv::lds_u16(row));
+          s_hi[r] = splat16(gemv::lds_u16(row + 16));
+          if constexpr (kZeros) {
+            z_lo[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta));
+            z_hi[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta + 16));
+          } else {
+            z_lo[r] = z_hi[r] = 0;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int r = 0; r < RB; ++r) s_lo[r] = s_hi[r] = z_lo[r] = z_hi[r] = 0;
+      }
+#pragma unroll
+      for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+        uint32_t frag[RB][2][4];
+#pragma unroll
+        for (int r = 0; r < RB; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
+        const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t < ntiles) {
+            uint32_t xb[4];
+            gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+              for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+          }
+        }
+      }
+    }
+    __syncwarp();                       // every lane is done with this x slot
+    if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + slot));
+  }
+  launch_dependents();
+
+  // Partials -> own shared memory (rings no longer needed), then the cluster
+  // sums them in split order through distributed shared memory.
+  __syncthreads();
+  float* red = reinterpret_cast<float*>(smem);   // [8 * ntiles][kRowsPerCta]
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < ntiles) {
+        const int r = r_lo + 16 * rb, tok = t * 8 + 2 * (lane % 4);
+        red[tok * kRowsPerCta + r] = acc[rb][t][0];
+        red[(tok + 1) * kRowsPerCta + r] = acc[rb][t][1];
+        red[tok * kRowsPerCta + r + 8] = acc[rb][t][2];
+        red[(tok + 1) * kRowsPerCta + r + 8] = acc[rb][t][3];
+      }
+    }
+  }
+  cluster.sync();
+
+  const int rows_per_split = (kRowsPerCta + p.splits - 1) / p.splits;
+  const int r_begin = split * rows_per_split;
+  const int r_count = max(0, min(rows_per_split, kRowsPerCta - r_begin));
+  T* out = static_cast<T*>(p.out);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* scales = static_cast<const T*>(p.scales);
+  for (int i = threadIdx.x; i < p.m * r_count; i += kThreads) {
+    const int tok = i / r_count, r = r_begin + i % r_count;
+    const int row = row0 + r;
+    if (row >= p.n) continue;
+    float v = 0.f;
+#pragma unroll 4
+    for (int s = 0; s < p.splits; ++s) {
+      const float* remote = cluster.map_shared_rank(red, s);
+      v += remote[tok * kRowsPerCta + r];
+    }
+    if constexpr (kMode == QuantMode::kPerColumn) v *= A::to_float(scales[row]);
+    if (bias != nullptr) v += A::to_float(bias[row]);
+    out[static_cast<int64_t>(tok) * p.ld_out + row] = A::from_float(v);
+  }
+  cluster.sync();  // keep this CTA's partials alive until every reader is done
+}
+
+}  // namespace w4a16::skinny
