@@ -17,11 +17,12 @@
 //   its copies land; each warp arrives on the slot's "empty" mbarrier when it
 //   is done with it; a slot is refilled two stages later. No CTA-wide barrier
 //   in the loop.
-// - Weights keep a private stream per warp: a ring of WST stages, one bulk
-//   copy (TMA engine, L2 evict-first) per 16-row block and stage of 1-2 KB
-//   (several 512-byte chunks at once: the number of copies, not their bytes,
-//   bounded the first version), issued WST-1 stages ahead by lane 0; each
-//   weight byte is read once per call.
+// - Weights keep a private stream per warp: a ring of WST stages of 1-2 KB
+//   (WeightChunks: 4 or 2 chunks per 16-row block, fewer with RB = 2), one
+//   bulk copy (TMA engine, L2 evict-first) per row block and stage, several
+//   512-byte chunks at once (the number of copies, not their bytes, bounded
+//   the first version), issued WST-1 stages ahead by lane 0; each weight byte
+//   is read once per call.
 // - Scales fold into the weight fragment: codes -> 16-bit values (exact, one
 //   lop3 per pair), then one multiply (or fma with the zero point) per pair by
 //   the row's scale, so the mma accumulates scaled products straight into the

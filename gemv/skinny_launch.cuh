@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mutex>
+#include <cstdlib>
 #include <map>
 #include <tuple>
 #include <unordered_set>
@@ -121,7 +122,7 @@ struct Skinny {
         if (e != cudaSuccess) return launch_failed(e);
         configured.insert(dev);
       }
-      cudaError_t err = cudaSuccess;
+      cudaError_t err = cudaSuccess;  // the first occupancy query that failed
       P::choose_splits(a, plan, [&](int s) {
         const auto key = std::make_tuple(dev, plan.smem_bytes, s);
         auto it = slots.find(key);
@@ -140,13 +141,19 @@ struct Skinny {
         int clusters = 0;
         const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
         if (e != cudaSuccess) {
-          err = e;
-          return 0;
+          // This cluster size is not an option here (remembered as 0); clear the error so
+          // that it is not reported against a later call. Only if no size works is the
+          // launch refused, with the first error.
+          if (err == cudaSuccess) err = e;
+          (void)cudaGetLastError();
+          clusters = 0;
         }
         slots.emplace(key, clusters * s);
         return clusters * s;
       });
-      if (err != cudaSuccess) return launch_failed(err);
+      if (slots[std::make_tuple(dev, plan.smem_bytes, plan.splits)] <= 0) {
+        return launch_failed(err != cudaSuccess ? err : cudaErrorInvalidConfiguration);
+      }
     }
 
     Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
@@ -162,11 +169,13 @@ struct Skinny {
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
     // The prologue may overlap the previous kernel in the stream: the kernel
-    // reads no global memory before griddepcontrol.wait.
+    // reads no global memory before griddepcontrol.wait. W4A16_NO_PDL=1 (read
+    // once per process) launches without it, e.g. to measure what it saves.
+    static const bool pdl = std::getenv("W4A16_NO_PDL") == nullptr || std::getenv("W4A16_NO_PDL")[0] != '1';
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = 2;
+    cfg.numAttrs = pdl ? 2 : 1;
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
     if (err != cudaSuccess) return launch_failed(err);
     return Status::kSuccess;

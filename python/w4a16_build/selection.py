@@ -58,37 +58,50 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -
     return near["tactic"]
 
 
-def matching_rule(m: int, n: int, k: int | None) -> dict:
-    """The first rule of the table whose m_max covers m and, where it has one, whose max_nk
-    (an upper bound on N * K: a rule for small layers) covers the layer."""
+def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
+    """The rules of the table that cover the call, in table order: m_max covers m and, where a
+    rule has one, max_nk (an upper bound on N * K: a size rule, for small layers) covers the
+    layer. The last one has no max_nk (the table's last rule covers every M)."""
+    out = []
     for r in heuristic_table()["rules"]:
         if r["m_max"] is not None and m > r["m_max"]:
             continue
-        if "max_nk" in r and (k is None or n * k > r["max_nk"]):
+        if "max_nk" in r:
+            if k is not None and n * k <= r["max_nk"]:
+                out.append(r)
             continue
-        return r
+        out.append(r)
+        return out
     raise ValueError("heuristics.json: no rule covers every M (the last rule must have m_max null)")
 
 
 def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
                       mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
-    """Names of `kernels` (configurations) ordered by the heuristic table: its measured choice for
-    the nearest measured shape first (when the table has measured rows and the rule is not a
-    size rule), then by the first rule that covers m (and n * k): the rule's family first, kernels that cannot take m last, then each
-    family's rank_key."""
-    rule = matching_rule(m, n, k)
-    # A size rule (max_nk) covers layers smaller than every measured shape: it goes first.
-    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None and "max_nk" not in rule else None
+    """Names of `kernels` (configurations) ordered by the heuristic table. First the size rules
+    that cover the call (layers smaller than every measured shape): each one's family, the kernels
+    that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
+    shape (when the table has measured rows), then by the first ordinary rule that covers m: the
+    rule's family first, kernels that cannot take m last, then each family's rank_key. A size rule
+    whose family has no kernel here changes nothing."""
+    *size_rules, rule = matching_rules(m, n, k)
+    ranked: list[str] = []
+    rest = list(kernels)
+    for sr in size_rules:
+        fam = sorted((c for c in rest if c.family == sr["family"] and not (c.max_m and c.max_m < m)),
+                     key=lambda c: (c.rank_key(m, n, sms, sr), c.name))
+        ranked += [c.name for c in fam]
+        rest = [c for c in rest if c.name not in set(ranked)]
+    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None else None
 
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)
         return (miss, cfg.family, cfg.rank_key(m, n, sms, rule), cfg.name)
 
-    ranked = [cfg.name for cfg in sorted(kernels, key=key)]
-    if first in ranked:
-        ranked.remove(first)
-        ranked.insert(0, first)
-    return ranked
+    tail = [cfg.name for cfg in sorted(rest, key=key)]
+    if first in tail:
+        tail.remove(first)
+        tail.insert(0, first)
+    return ranked + tail
 
 
 def cache_key(device, build_hash, dtype, mode, group, n, k) -> str:

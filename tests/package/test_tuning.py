@@ -135,6 +135,20 @@ def test_small_layers_at_small_m_rank_the_skinny_kernel_first():
     assert ranked(1, 896, 132)[0] != "s16"                      # no K: the size rule cannot apply
 
 
+def test_a_size_rule_without_its_family_falls_through_to_the_other_rules():
+    """Review of issue 15: with no skinny kernel compiled (a manifest without a skinny section, a
+    W4A16_KERNELS filter), the size rule made every kernel a family miss and ranked the largest
+    CUTLASS tile first at M = 1; the next rules and the measured rows must decide instead, and
+    where skinny kernels exist the others after them keep that order too."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128, k=2048)
+    without = [c for c in KS if c.family != "skinny"]
+    order = [SHORT[n] for n in rank_by_heuristic(without, 1, 2048, 132, **kw)]
+    assert order[0].startswith("g8"), order
+    with_skinny = ranked(1, 2048, 132, **kw)
+    assert with_skinny[0] == "s16"
+    assert [x for x in with_skinny if x not in ("s16", "s64")][:1] == order[:1]
+
+
 def test_measured_rows_come_first(monkeypatch):
     import w4a16_build.selection as t
 
