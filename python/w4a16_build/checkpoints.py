@@ -9,10 +9,18 @@ GPTQ (AutoGPTQ / GPTQModel / transformers):
   qzeros  int32 [K/g, N/8] bits 4i..4i+3 of qzeros[j, c] hold z[j, n = 8c + i]
   scales  fp16  [K/g, N]
   g_idx   int32 [K]        optional: the group of each k (act-order when not k // g)
-  Many exports store z - 1 ("zeros minus one", GPTQ v1 checkpoints); that is
-  the default here (`gptq_zeros_minus_one=True`: z = stored + 1, so a stored
-  15 means 16, as GPTQ v1's own kernels read it); pass False for checkpoints
-  that store z itself (GPTQ v2 format).
+  GPTQ v1 checkpoints store z - 1 ("zeros minus one": z = stored + 1, so a
+  stored 15 means 16, as GPTQ v1's own kernels read it), v2 checkpoints store
+  z itself, and labels are often missing or wrong. So by default the data
+  decides (`gptq_zeros_minus_one=None`): in each group of a real quantized
+  weight the mean code sits within a fraction of a step of the zero point
+  (the weights' mean over a group is small against the step), so the median
+  over all groups of (mean code - stored zero) is near 0 for v2 and near 1 for
+  v1; above 0.5 means v1. It is wrong only where a layer's weights have a
+  median group mean beyond half a quantization step (about 0.2 standard
+  deviations of the weight at 4 bits); trained linear layers sit far below
+  that. Layers of one checkpoint that disagree are refused (pass True for v1
+  or False for v2 to override).
 
 AWQ (AutoAWQ, GEMM version):
   qweight int32 [K, N/8]   bits 4i..4i+3 of qweight[k, c] hold q[k, n = 8c + AWQ_ORDER[i]]
@@ -78,6 +86,26 @@ def unpack_gptq(qweight, qzeros, scales, g_idx=None, *, zeros_minus_one: bool = 
     return q, z, scales.t().contiguous(), g_idx
 
 
+def gptq_zero_offset(q: torch.Tensor, stored_zeros: torch.Tensor, g_idx: torch.Tensor | None = None) -> float:
+    """Median over (row, group) of (mean code in the group - stored zero): ~0 when the zeros are
+    stored as is (GPTQ v2), ~1 when stored minus one (v1). q [N, K] and stored_zeros [N, G] as
+    unpack_gptq(..., zeros_minus_one=False) returns them."""
+    n, k = q.shape
+    groups = stored_zeros.shape[1]
+    gid = (g_idx.to(torch.int64) if g_idx is not None
+           else torch.arange(k, device=q.device) // (k // groups))
+    sums = torch.zeros(n, groups, dtype=torch.float64, device=q.device).index_add_(1, gid, q.to(torch.float64))
+    counts = torch.bincount(gid, minlength=groups).clamp(min=1).to(torch.float64)
+    return float((sums / counts - stored_zeros.to(torch.float64)).median())
+
+
+def gptq_zeros_minus_one_from_data(qweight, qzeros, scales, g_idx=None) -> tuple[bool, float]:
+    """(True for GPTQ v1 "zeros minus one", False for v2, the median offset it was decided by)."""
+    q, z, _, g = unpack_gptq(qweight, qzeros, scales, g_idx, zeros_minus_one=False)
+    offset = gptq_zero_offset(q, z, g)
+    return offset > 0.5, offset
+
+
 def unpack_awq(qweight, qzeros, scales):
     """AWQ tensors -> (q [N, K] in [0,15], zeros [N, G], scales [N, G])."""
     if not isinstance(qweight, torch.Tensor) or qweight.dim() != 2:
@@ -112,8 +140,11 @@ def _act_order(q, z, s, g_idx, group: int):
     return q[:, perm].contiguous(), z, s, perm
 
 
-def layer_from_gptq(qweight, qzeros, scales, g_idx=None, bias=None, *, zeros_minus_one: bool = True,
+def layer_from_gptq(qweight, qzeros, scales, g_idx=None, bias=None, *, zeros_minus_one: bool | None = None,
                     dtype: torch.dtype | None = None) -> W4A16Linear:
+    """zeros_minus_one: True (GPTQ v1), False (v2), None: decided from the data (module docstring)."""
+    if zeros_minus_one is None:
+        zeros_minus_one, _ = gptq_zeros_minus_one_from_data(qweight, qzeros, scales, g_idx)
     q, z, s, g_idx = unpack_gptq(qweight, qzeros, scales, g_idx, zeros_minus_one=zeros_minus_one)
     k = q.shape[1]
     group = k // s.shape[1]
@@ -132,7 +163,7 @@ def layer_from_awq(qweight, qzeros, scales, bias=None, *, dtype: torch.dtype | N
                                       mode="groupwise_zero", dtype=dtype)
 
 
-def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq_zeros_minus_one: bool = True,
+def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq_zeros_minus_one: bool | None = None,
                    dtype: torch.dtype | None = None, device=None) -> dict[str, W4A16Linear]:
     """W4A16Linear modules for every quantized layer under `prefix`.
 
@@ -140,7 +171,9 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
     tensors. A layer is any "<name>.qweight" with "<name>.qzeros" and
     "<name>.scales" beside it ("<name>.g_idx" and "<name>.bias" optional).
     format: "gptq", "awq" or "auto" (told apart by the shape of qweight
-    against scales). Returns {name (without prefix): module}.
+    against scales). gptq_zeros_minus_one: True (GPTQ v1), False (v2) or None: decided from the
+    data, one decision per layer, and layers that disagree are refused (module docstring).
+    Returns {name (without prefix): module}.
     """
     if isinstance(path_or_dict, dict):
         tensors = path_or_dict
@@ -153,6 +186,7 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
     # A prefix matches whole dotted names: "model.layers.1" takes layer 1, not 10 or 11.
     stem = prefix if prefix.endswith(".") or not prefix else prefix + "."
     layers = {}
+    decided: dict[str, tuple[bool, float]] = {}   # GPTQ layers whose zero convention the data decided
     for key in sorted(tensors):
         if not key.endswith(".qweight"):
             continue
@@ -175,8 +209,12 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
                                  f"scales {tuple(sc.shape)}")
         try:
             if fmt == "gptq":
+                minus_one = gptq_zeros_minus_one
+                if minus_one is None:
+                    minus_one, offset = gptq_zeros_minus_one_from_data(qw, parts["qzeros"], sc, parts["g_idx"])
+                    decided[name] = (minus_one, offset)
                 mod = layer_from_gptq(qw, parts["qzeros"], sc, parts["g_idx"], parts["bias"],
-                                      zeros_minus_one=gptq_zeros_minus_one, dtype=dtype)
+                                      zeros_minus_one=minus_one, dtype=dtype)
             else:
                 if parts["g_idx"] is not None:
                     raise ValueError("AWQ checkpoints have no g_idx")
@@ -184,4 +222,9 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
         except (TypeError, ValueError) as e:
             raise type(e)(f"{name} ({fmt}): {e}") from None
         layers[name[len(stem):] if name.startswith(stem) else ""] = mod.to(device) if device is not None else mod
+    if len({v for v, _ in decided.values()}) > 1:
+        v1 = sorted(n for n, (v, _) in decided.items() if v)
+        v2 = sorted(n for n, (v, _) in decided.items() if not v)
+        raise ValueError(f"GPTQ zero points: {len(v1)} layers look like v1 (zeros minus one, e.g. {v1[0]}) and "
+                         f"{len(v2)} like v2 (e.g. {v2[0]}); pass gptq_zeros_minus_one=True (v1) or False (v2)")
     return layers

@@ -63,12 +63,20 @@ def reference(q, z, s, g_idx=None):
     return (q.float() - z.float()[:, gi]) * s.float()[:, gi]
 
 
-def sample(n=32, k=256, g=64, seed=0):
+def sample(n=32, k=256, g=64, seed=0, symmetric=False):
+    """Codes, zeros and scales of a real asymmetric (or symmetric: zero 8) min/max quantization of
+    random weights, as GPTQ/AWQ checkpoints hold them: q in 0..15, z in 1..15."""
     gen = torch.Generator().manual_seed(seed)
-    q = torch.randint(0, 16, (n, k), generator=gen, dtype=torch.int8)
-    z = torch.randint(1, 16, (n, k // g), generator=gen, dtype=torch.int8)
-    s = (torch.rand(n, k // g, generator=gen) * 0.02 + 0.005).half()
-    return q, z, s
+    w = (torch.randn(n, k, generator=gen) * 0.05).reshape(n, k // g, g)
+    if symmetric:
+        s = w.abs().amax(-1) / 7.5
+        z = torch.full((n, k // g), 8.0)
+    else:
+        lo, hi = w.amin(-1).clamp(max=0), w.amax(-1).clamp(min=0)
+        s = (hi - lo) / 15
+        z = (-lo / s).round().clamp(1, 15)
+    q = (w / s.unsqueeze(-1) + z.unsqueeze(-1)).round().clamp(0, 15).reshape(n, k).to(torch.int8)
+    return q, z.to(torch.int8), s.half()
 
 
 def test_gptq_unpack_is_exact():
@@ -113,6 +121,39 @@ def test_load_quantized_dict_and_file(fmt, tmp_path):
         ref = reference(q, z, s)
         got = dequantize_packed(mod.packed)
         assert torch.allclose(got, ref, atol=2e-3 * ref.abs().max())
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_gptq_v1_and_v2_are_told_apart_by_the_data(symmetric):
+    """Issue 17 item 2: with no label, the zero-point convention comes from the data (the median
+    of mean code - stored zero over the groups: ~1 for v1, ~0 for v2); both load exactly."""
+    from w4a16_build.checkpoints import gptq_zeros_minus_one_from_data
+
+    q, z, s = sample(n=64, k=512, seed=7, symmetric=symmetric)
+    ref = reference(q, z, s)
+    for minus_one in (True, False):
+        qw, qz = gptq_pack(q, z, zeros_minus_one=minus_one)
+        decided, offset = gptq_zeros_minus_one_from_data(qw, qz, s.t().contiguous())
+        assert decided == minus_one and abs(offset - (1 if minus_one else 0)) < 0.3, offset
+        mod = w4a16_build.load_quantized({"l.qweight": qw, "l.qzeros": qz, "l.scales": s.t().contiguous()})[
+            "l"]
+        got = dequantize_packed(mod.packed)
+        assert torch.allclose(got, ref, atol=2e-3 * ref.abs().max())
+        # The override wins over the data: the other convention is one step off everywhere.
+        wrong = w4a16_build.load_quantized({"l.qweight": qw, "l.qzeros": qz, "l.scales": s.t().contiguous()},
+                                           gptq_zeros_minus_one=not minus_one)["l"]
+        assert not torch.allclose(dequantize_packed(wrong.packed), ref, atol=2e-3 * ref.abs().max())
+
+
+def test_a_checkpoint_whose_layers_disagree_is_refused():
+    q, z, s = sample(seed=8)
+    a = gptq_pack(q, z, zeros_minus_one=True)
+    b = gptq_pack(q, z, zeros_minus_one=False)
+    tensors = {"a.qweight": a[0], "a.qzeros": a[1], "a.scales": s.t().contiguous(),
+               "b.qweight": b[0], "b.qzeros": b[1], "b.scales": s.t().contiguous()}
+    with pytest.raises(ValueError, match=r"1 layers look like v1 .*a\).* 1 like v2 .*b\).*gptq_zeros_minus_one"):
+        w4a16_build.load_quantized(tensors)
+    assert sorted(w4a16_build.load_quantized(tensors, gptq_zeros_minus_one=False)) == ["a", "b"]
 
 
 def test_gptq_act_order():
