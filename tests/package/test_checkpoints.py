@@ -79,6 +79,15 @@ def sample(n=32, k=256, g=64, seed=0, symmetric=False):
     return q, z.to(torch.int8), s.half()
 
 
+def scatter_groups(q, g_idx):
+    """Codes quantized with contiguous groups, moved so that column k sits in group g_idx[k], as
+    in an act-order checkpoint (column j of q, group j // g, goes to the j-th column of that
+    group in g_idx order)."""
+    out = torch.empty_like(q)
+    out[:, torch.argsort(g_idx.long(), stable=True)] = q
+    return out
+
+
 def test_gptq_unpack_is_exact():
     q, z, s = sample()
     qw, qz = gptq_pack(q, z)
@@ -161,6 +170,7 @@ def test_gptq_act_order():
     k, g = 256, 64
     gen = torch.Generator().manual_seed(5)
     g_idx = (torch.arange(k) // g)[torch.randperm(k, generator=gen)].to(torch.int32)
+    q = scatter_groups(q, g_idx)
     qw, qz = gptq_pack(q, z)
     mod = w4a16_build.layer_from_gptq(qw, qz, s.t().contiguous(), g_idx)
     assert mod.input_perm is not None and "act_order=True" in repr(mod)
@@ -194,6 +204,7 @@ def test_imported_layer_on_gpu(fmt):
     if fmt == "gptq_act_order":
         gen = torch.Generator().manual_seed(8)
         g_idx = (torch.arange(512) // 128)[torch.randperm(512, generator=gen)].to(torch.int32)
+        q = scatter_groups(q, g_idx)
     qw, qz = awq_pack(q, z) if fmt == "awq" else gptq_pack(q, z)
     if fmt == "awq":
         mod = w4a16_build.layer_from_awq(qw, qz, s.t().contiguous())
