@@ -26,6 +26,7 @@ _LAZY = {
     "W4A16Linear": "nn", "replace_linears": "nn",
     "load_quantized": "checkpoints", "layer_from_gptq": "checkpoints", "layer_from_awq": "checkpoints",
     "load_pack_quantized": "pack_quantized", "layer_from_pack_quantized": "pack_quantized",
+    "load_into": "hf_checkpoint", "from_pretrained": "hf_checkpoint",
 }
 
 __all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]

@@ -1,0 +1,204 @@
+"""Serve a Hugging Face transformers model's quantized linear layers from its checkpoint directory.
+
+`load_into(model, checkpoint_dir)` reads the directory's config.json `quantization_config`
+(`quant_method` "gptq", "awq" or "compressed-tensors" with the pack-quantized format), builds a
+`W4A16Linear` for every quantized layer with the importers of checkpoints.py / pack_quantized.py,
+puts each in place of the model's `nn.Linear` of the same name, and loads the checkpoint's other
+tensors (embeddings, norms, unquantized heads) into the model. A quantized layer the kernels
+cannot take (shape, group size) is dequantized into the model's own `nn.Linear` instead and listed
+in the report: nothing is silently dropped. The model is typically built from the checkpoint's
+config without weights (`AutoModelForCausalLM.from_config(config, torch_dtype=torch.float16)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoints, pack_quantized
+from .nn import W4A16Linear
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What `load_into` did: layers served by the kernels, quantized layers kept dense (with why),
+    model tensors the checkpoint did not provide, checkpoint tensors the model has no place for."""
+
+    method: str
+    served: list[str] = dataclasses.field(default_factory=list)
+    dense: dict[str, str] = dataclasses.field(default_factory=dict)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    unexpected: list[str] = dataclasses.field(default_factory=list)
+    gptq_zeros_minus_one: bool | None = None
+
+
+# Per format: the suffix that marks a quantized layer, and every suffix that belongs to one.
+_LAYER_PARTS = {
+    "gptq": ("qweight", ("qweight", "qzeros", "scales", "g_idx")),
+    "awq": ("qweight", ("qweight", "qzeros", "scales")),
+    "pack-quantized": ("weight_packed", ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape",
+                                         "weight_g_idx")),
+}
+
+
+def read_quantization_config(checkpoint_dir) -> dict:
+    path = Path(checkpoint_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint_dir}: no config.json")
+    qc = json.loads(path.read_text()).get("quantization_config")
+    if not isinstance(qc, dict):
+        raise ValueError(f"{path}: no quantization_config (not a quantized checkpoint)")
+    return qc
+
+
+def checkpoint_format(qc: dict) -> str:
+    """'gptq', 'awq' or 'pack-quantized' from a quantization_config; anything else is refused."""
+    method = str(qc.get("quant_method", "")).lower()
+    if method == "gptq":
+        if qc.get("bits", 4) != 4:
+            raise ValueError(f"GPTQ with {qc.get('bits')} bits: only 4-bit weights are supported")
+        return "gptq"
+    if method == "awq":
+        if qc.get("bits", 4) != 4:
+            raise ValueError(f"AWQ with {qc.get('bits')} bits: only 4-bit weights are supported")
+        if str(qc.get("version", "gemm")).lower() != "gemm":
+            raise ValueError(f"AWQ version {qc.get('version')!r}: only the GEMM layout is supported")
+        return "awq"
+    if method == "compressed-tensors":
+        pack_quantized.check_config(qc)
+        return "pack-quantized"
+    raise ValueError(f"quant_method {qc.get('quant_method')!r}: supported are 'gptq', 'awq' and "
+                     f"'compressed-tensors' (pack-quantized)")
+
+
+def _dense_weight(fmt: str, parts: dict, zeros_minus_one: bool | None) -> torch.Tensor:
+    """The layer's weight [N, K] in fp32, dequantized as its format defines it."""
+    if fmt == "pack-quantized":
+        q, s, zp = pack_quantized.unpack_pack_quantized(parts["weight_packed"], parts["weight_scale"],
+                                                        parts["weight_shape"], parts["weight_zero_point"])
+        g_idx = parts.get("weight_g_idx")
+        z = zp.float() if zp is not None else torch.full_like(s, 8, dtype=torch.float32)
+    elif fmt == "gptq":
+        if zeros_minus_one is None:
+            zeros_minus_one, _ = checkpoints.gptq_zeros_minus_one_from_data(
+                parts["qweight"], parts["qzeros"], parts["scales"], parts.get("g_idx"))
+        q, z, s, g_idx = checkpoints.unpack_gptq(parts["qweight"], parts["qzeros"], parts["scales"],
+                                                 parts.get("g_idx"), zeros_minus_one=zeros_minus_one)
+        z = z.float()
+    else:
+        q, z, s = checkpoints.unpack_awq(parts["qweight"], parts["qzeros"], parts["scales"])
+        g_idx, z = None, z.float()
+    k = q.shape[1]
+    gid = g_idx.long() if g_idx is not None else torch.arange(k) // (k // s.shape[1])
+    return (q.float() - z[:, gid]) * s.float()[:, gid]
+
+
+def _layer(fmt: str, parts: dict, dtype, zeros_minus_one: bool | None) -> W4A16Linear:
+    if fmt == "pack-quantized":
+        return pack_quantized.layer_from_pack_quantized(
+            parts["weight_packed"], parts["weight_scale"], parts["weight_shape"], parts.get("weight_zero_point"),
+            parts.get("weight_g_idx"), parts.get("bias"), dtype=dtype)
+    if fmt == "gptq":
+        return checkpoints.layer_from_gptq(parts["qweight"], parts["qzeros"], parts["scales"], parts.get("g_idx"),
+                                           parts.get("bias"), zeros_minus_one=zeros_minus_one, dtype=dtype)
+    return checkpoints.layer_from_awq(parts["qweight"], parts["qzeros"], parts["scales"], parts.get("bias"),
+                                      dtype=dtype)
+
+
+def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = None, device=None,
+              gptq_zeros_minus_one: bool | None = None) -> LoadReport:
+    """Load a GPTQ / AWQ / compressed-tensors checkpoint directory into `model` (in place):
+    quantized layers served by W4A16Linear, the rest as the checkpoint holds it. Returns a
+    LoadReport. `dtype` defaults to the model's floating dtype; `device` to where the model is."""
+    from safetensors.torch import load_file
+
+    qc = read_quantization_config(checkpoint_dir)
+    fmt = checkpoint_format(qc)
+    files = sorted(Path(checkpoint_dir).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{checkpoint_dir}: no .safetensors file")
+    tensors: dict[str, torch.Tensor] = {}
+    for f in files:
+        tensors.update(load_file(str(f), device="cpu"))
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = dtype or (first.dtype if first is not None and first.dtype in (torch.float16, torch.bfloat16)
+                      else torch.float16)
+    device = device if device is not None else (first.device if first is not None else torch.device("cpu"))
+
+    report = LoadReport(method=fmt)
+    marker, suffixes = _LAYER_PARTS[fmt]
+    names = sorted(k[: -len(marker) - 1] for k in tensors if k.endswith("." + marker))
+    if fmt == "gptq" and gptq_zeros_minus_one is None:
+        votes = {checkpoints.gptq_zeros_minus_one_from_data(tensors[f"{n}.qweight"], tensors[f"{n}.qzeros"],
+                                                            tensors[f"{n}.scales"], tensors.get(f"{n}.g_idx"))[0]
+                 for n in names}
+        if len(votes) > 1:
+            raise ValueError("GPTQ zero points: the checkpoint's layers disagree on v1 (zeros minus one) and v2; "
+                             "pass gptq_zeros_minus_one=True (v1) or False (v2)")
+        gptq_zeros_minus_one = votes.pop() if votes else None
+    report.gptq_zeros_minus_one = gptq_zeros_minus_one if fmt == "gptq" else None
+
+    used: set[str] = set()
+    for name in names:
+        parts = {s: tensors.get(f"{name}.{s}") for s in suffixes}
+        parts["bias"] = tensors.get(f"{name}.bias")
+        used.update(f"{name}.{s}" for s in (*suffixes, "bias") if f"{name}.{s}" in tensors)
+        try:
+            target = model.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"{name}: the checkpoint quantizes a layer the model does not have") from None
+        if not isinstance(target, nn.Linear):
+            raise ValueError(f"{name}: the model's module is a {type(target).__name__}, not an nn.Linear")
+        try:
+            layer = _layer(fmt, parts, dtype, gptq_zeros_minus_one)
+        except (TypeError, ValueError) as e:
+            reason = str(e)
+            layer = None
+        if layer is not None and (layer.in_features, layer.out_features) != (target.in_features,
+                                                                              target.out_features):
+            raise ValueError(f"{name}: checkpoint layer is {layer.out_features}x{layer.in_features}, the model's "
+                             f"{target.out_features}x{target.in_features}")
+        if layer is None:
+            w = _dense_weight(fmt, parts, gptq_zeros_minus_one)
+            if tuple(w.shape) != tuple(target.weight.shape):
+                raise ValueError(f"{name}: checkpoint weight {tuple(w.shape)}, the model's "
+                                 f"{tuple(target.weight.shape)}")
+            with torch.no_grad():
+                target.weight.copy_(w.to(target.weight.dtype))
+                if parts["bias"] is not None and target.bias is not None:
+                    target.bias.copy_(parts["bias"].to(target.bias.dtype))
+            report.dense[name] = reason
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, layer.to(device))
+        report.served.append(name)
+
+    rest = {k: v for k, v in tensors.items() if k not in used}
+    result = model.load_state_dict(rest, strict=False)
+    served_keys = {f"{n}." for n in report.served}
+    report.missing = sorted(k for k in result.missing_keys if not any(k.startswith(p) for p in served_keys)
+                            and not any(k.startswith(f"{n}.") for n in report.dense))
+    report.unexpected = sorted(result.unexpected_keys)
+    return report
+
+
+def from_pretrained(checkpoint_dir, *, dtype: torch.dtype = torch.float16, device=None,
+                    gptq_zeros_minus_one: bool | None = None):
+    """(model, LoadReport): the checkpoint's transformers causal-LM architecture built from its
+    config.json (no weights; transformers' AutoModelForCausalLM.from_config), in `dtype`, then
+    `load_into` it, on `device` (default: CUDA when there is one, else CPU)."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(str(checkpoint_dir))
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config        # ours to apply, not transformers' quantizers
+    model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype)
+    device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
+    report = load_into(model, checkpoint_dir, dtype=dtype, device=device, gptq_zeros_minus_one=gptq_zeros_minus_one)
+    return model.eval(), report
