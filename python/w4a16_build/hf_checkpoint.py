@@ -181,8 +181,12 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
     rest = {k: v for k, v in tensors.items() if k not in used}
     result = model.load_state_dict(rest, strict=False)
     served_keys = {f"{n}." for n in report.served}
+    # A tied parameter (e.g. lm_head.weight sharing the embedding) is loaded through its twin.
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {params[k].data_ptr() for k in rest if k in params}
     report.missing = sorted(k for k in result.missing_keys if not any(k.startswith(p) for p in served_keys)
-                            and not any(k.startswith(f"{n}.") for n in report.dense))
+                            and not any(k.startswith(f"{n}.") for n in report.dense)
+                            and not (k in params and params[k].data_ptr() in loaded))
     report.unexpected = sorted(result.unexpected_keys)
     return report
 

@@ -27,16 +27,17 @@ PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
-def tiny_config():
+def tiny_config(tied=False):
     return transformers.LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)
+                                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                                    tie_word_embeddings=tied)
 
 
-def write_checkpoint(path, *, symmetric=True, group=64, seed=0):
+def write_checkpoint(path, *, symmetric=True, group=64, seed=0, tied=False):
     """A tiny Llama quantized (lm_head left out) and saved as compressed-tensors pack-quantized.
     Returns {linear name: the library's decompressed weight} and the dense tensors it saved."""
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(tiny_config()).to(torch.float16)
+    model = transformers.LlamaForCausalLM(tiny_config(tied)).to(torch.float16)
     args = QuantizationArgs(num_bits=4, type="int", symmetric=symmetric, strategy="group", group_size=group)
     qc = QuantizationConfig(config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=args)},
                             ignore=["lm_head"])
@@ -61,8 +62,8 @@ def write_checkpoint(path, *, symmetric=True, group=64, seed=0):
     return ref, dense
 
 
-def fresh_model():
-    return transformers.LlamaForCausalLM(tiny_config()).to(torch.float16)
+def fresh_model(tied=False):
+    return transformers.LlamaForCausalLM(tiny_config(tied)).to(torch.float16)
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
@@ -90,6 +91,14 @@ def test_from_pretrained_builds_the_model_from_the_checkpoint_config(tmp_path):
     assert type(model).__name__ == "LlamaForCausalLM" and sorted(report.served) == sorted(ref)
     assert report.missing == [] and report.unexpected == []
     assert torch.equal(model.lm_head.weight, dense["lm_head.weight"])
+
+
+def test_tied_embeddings_are_not_reported_missing(tmp_path):
+    ref, dense = write_checkpoint(tmp_path, tied=True)
+    model = fresh_model(tied=True)
+    report = load_into(model, tmp_path)
+    assert sorted(report.served) == sorted(ref) and report.missing == [], report.missing
+    assert torch.equal(model.lm_head.weight, dense["model.embed_tokens.weight"])
 
 
 def test_layers_the_kernels_cannot_take_stay_dense_and_are_listed(tmp_path):
