@@ -8,8 +8,11 @@ Tensors of one layer <name> with K = in_features, N = out_features (int4 weights
   weight_zero_point  int32 [ceil(N/8), G]  asymmetric schemes only: element n of column j sits at
                                            bits 4*(n % 8) .. of word [n // 8, j], stored as zp + 8
   weight_shape       int   [2]             (N, K)
-  weight_g_idx       int   [K]             optional (older "group" activation ordering): the group
-                                           of each input feature
+  weight_g_idx       int   [K]             optional: the group of each input feature, written by
+                                           llm-compressor's actorder="group" (GPTQ act-order). The
+                                           library removed that ordering in 2026-08 (0.20 writes no
+                                           g_idx), so only older checkpoints hold it; a g_idx of all
+                                           -1 is the library's "not set" value and means k // group
 
 The library dequantizes w[n, k] = (q[n, k] - zp[n, grp(k)]) * scale[n, grp(k)] with
 grp(k) = g_idx[k] where present, else k // group; that is what a layer computes here:
@@ -21,8 +24,9 @@ grp(k) = g_idx[k] where present, else k // group; that is what a layer computes 
 - an act-order g_idx permutes K once at load (as GPTQ act-order does, checkpoints.py) and the layer
   permutes the activation's columns the same way.
 
-Only 4-bit integer weights are taken; a config group with other settings (8 bits, floats, block or
-tensor strategy, activation quantization) is refused by name, never guessed.
+Only 4-bit integer weights are taken; a config with other settings (8 bits, floats, block or
+tensor strategy, quantized activations or KV cache, a transform or sparsity config, a group stored
+in another format) is refused by name, never guessed.
 """
 
 from __future__ import annotations
@@ -90,6 +94,12 @@ def layer_from_pack_quantized(weight_packed, weight_scale, weight_shape, weight_
             raise TypeError("weight_g_idx must be an int32 or int64 tensor [K]")
         if tuple(weight_g_idx.shape) != (k,):
             raise ValueError(f"weight_g_idx must be [{k}], got {tuple(weight_g_idx.shape)}")
+        unset = weight_g_idx == -1
+        if bool(unset.all()):
+            weight_g_idx = None            # the library's "not set": column order
+        elif bool(unset.any()) or bool((weight_g_idx < 0).any()) or bool((weight_g_idx >= groups).any()):
+            raise ValueError(f"weight_g_idx must hold group indices in [0, {groups}) (or all -1 for column "
+                             f"order), got values in [{int(weight_g_idx.min())}, {int(weight_g_idx.max())}]")
     dtype = dtype or (s.dtype if s.dtype in (torch.float16, torch.bfloat16) else torch.float16)
     bias = None if bias is None else bias.to(dtype)
     if zp is None:
@@ -108,16 +118,26 @@ def layer_from_pack_quantized(weight_packed, weight_scale, weight_shape, weight_
 
 
 def check_config(quantization_config: dict) -> None:
-    """Refuse, by name, what this importer does not take: a format other than pack-quantized, or
-    a config group whose weights are not 4-bit integers in the group or channel strategy, or that
-    quantizes activations."""
-    fmt = quantization_config.get("format")
-    if fmt not in ("pack-quantized", None):
-        raise ValueError(f"compressed-tensors format {fmt!r}: only 'pack-quantized' (int4 weights) is supported")
-    for name, grp in (quantization_config.get("config_groups") or {}).items():
-        gfmt = grp.get("format")
-        if gfmt not in (None, "pack-quantized"):
-            raise ValueError(f"config group {name!r}: format {gfmt!r}, only 'pack-quantized' is supported")
+    """Refuse, by name, what this importer does not take: a config group stored in a format other
+    than pack-quantized, weights that are not 4-bit integers in the group or channel strategy,
+    quantized input or output activations or KV cache, and transform (rotation) or sparsity
+    configs, which change what the stored weights mean."""
+    top = quantization_config.get("format")
+    groups = quantization_config.get("config_groups") or {}
+    if not groups:
+        raise ValueError("compressed-tensors quantization_config has no config_groups: nothing is quantized")
+    for key, what in (("kv_cache_scheme", "a quantized KV cache"), ("transform_config", "weight transforms"),
+                      ("sparsity_config", "sparse weights"), ("moe_sparsity_config", "sparse experts")):
+        if quantization_config.get(key):
+            raise ValueError(f"compressed-tensors {key} is set ({what}): only plain pack-quantized int4 weights "
+                             "are supported")
+    for name, grp in groups.items():
+        if not isinstance(grp, dict):
+            raise ValueError(f"config group {name!r}: {grp!r} is not a quantization scheme")
+        gfmt = grp.get("format") or top
+        if gfmt != "pack-quantized":
+            raise ValueError(f"config group {name!r}: format {gfmt!r}, only 'pack-quantized' (int4 weights) "
+                             "is supported")
         w = grp.get("weights") or {}
         problems = []
         if w.get("num_bits") != 4:
@@ -126,8 +146,12 @@ def check_config(quantization_config: dict) -> None:
             problems.append(f"type={w.get('type')!r}")
         if w.get("strategy") not in ("group", "channel"):
             problems.append(f"strategy={w.get('strategy')!r}")
+        if w.get("dynamic"):
+            problems.append(f"dynamic={w.get('dynamic')!r}")
         if grp.get("input_activations"):
             problems.append("quantized input activations")
+        if grp.get("output_activations"):
+            problems.append("quantized output activations")
         if problems:
             raise ValueError(f"config group {name!r}: {', '.join(problems)}: only 4-bit integer weights "
                              f"(group or channel strategy) with 16-bit activations are supported")

@@ -91,7 +91,7 @@ def test_what_is_not_int4_weights_is_refused_by_name(change, match):
     change(config["config_groups"]["group_0"]["weights"])
     with pytest.raises(ValueError, match=match):
         check_config(config)
-    config["format"] = "float-quantized"
+    config["config_groups"]["group_0"]["format"] = "float-quantized"
     with pytest.raises(ValueError, match="only 'pack-quantized'"):
         check_config(config)
 
@@ -106,3 +106,47 @@ def test_bad_tensors_name_the_layer():
     del broken["1.weight_scale"]
     with pytest.raises(ValueError, match="1: has weight_packed but no weight_scale"):
         load_pack_quantized(broken)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda c: c.update(transform_config={"config_groups": {"u": {"type": "hadamard"}}}), "transform_config"),
+    (lambda c: c.update(kv_cache_scheme={"num_bits": 8, "type": "float"}), "kv_cache_scheme"),
+    (lambda c: c.update(sparsity_config={"format": "sparse-24-bitmask"}), "sparsity_config"),
+    (lambda c: c.update(format=None) or c["config_groups"]["group_0"].update(format=None), "format None"),
+    (lambda c: c.update(format="mixed-precision") or c["config_groups"]["group_0"].update(format="float-quantized"),
+     "format 'float-quantized'"),
+    (lambda c: c["config_groups"]["group_0"].update(output_activations={"num_bits": 8}), "output activations"),
+    (lambda c: c["config_groups"]["group_0"]["weights"].update(dynamic=True), "dynamic=True"),
+    (lambda c: c.update(config_groups={}), "no config_groups"),
+])
+def test_configs_that_change_what_the_weights_mean_are_refused(change, match):
+    _, config, _ = write_with_library(64, 128, 64, True, "group", torch.float16)
+    check_config(config)
+    change(config)
+    with pytest.raises(ValueError, match=match):
+        check_config(config)
+
+
+def test_a_group_format_overrides_the_top_level_one():
+    _, config, _ = write_with_library(64, 128, 64, True, "group", torch.float16)
+    config["format"] = "mixed-precision"
+    check_config(config)          # every group says pack-quantized
+
+
+def test_g_idx_of_all_minus_one_means_column_order_and_other_negatives_are_refused():
+    """Older compressed-tensors registered weight_g_idx filled with -1 ("not set") and read such a
+    g_idx as column order."""
+    state, _, ref = write_with_library(64, 128, 64, False, "group", torch.float16)
+    unset = dict(state)
+    unset["0.weight_g_idx"] = torch.full((128,), -1, dtype=torch.int32)
+    layer = load_pack_quantized(unset)["0"]
+    assert layer.input_perm is None
+    torch.testing.assert_close(dequantize_packed(layer.packed).float(), ref["0"].float(), rtol=2e-3, atol=1e-3)
+    bad = torch.arange(128, dtype=torch.int32) // 64
+    bad[5] = -1
+    unset["0.weight_g_idx"] = bad
+    with pytest.raises(ValueError, match=r"0 \(pack-quantized\): weight_g_idx must hold group indices"):
+        load_pack_quantized(unset)
+    bad[5] = 2
+    with pytest.raises(ValueError, match="weight_g_idx must hold group indices"):
+        load_pack_quantized(unset)
