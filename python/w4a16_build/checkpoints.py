@@ -12,15 +12,20 @@ GPTQ (AutoGPTQ / GPTQModel / transformers):
   GPTQ v1 checkpoints store z - 1 ("zeros minus one": z = stored + 1, so a
   stored 15 means 16, as GPTQ v1's own kernels read it), v2 checkpoints store
   z itself, and labels are often missing or wrong. So by default the data
-  decides (`gptq_zeros_minus_one=None`): in each group of a real quantized
-  weight the mean code sits within a fraction of a step of the zero point
-  (the weights' mean over a group is small against the step), so the median
-  over all groups of (mean code - stored zero) is near 0 for v2 and near 1 for
-  v1; above 0.5 means v1. It is wrong only where a layer's weights have a
-  median group mean beyond half a quantization step (about 0.2 standard
-  deviations of the weight at 4 bits); trained linear layers sit far below
-  that. Layers of one checkpoint that disagree are refused (pass True for v1
-  or False for v2 to override).
+  decides (`gptq_zeros_minus_one=None`), per layer:
+  - a symmetric quantization stores one zero everywhere: 7 means v1, 8 v2;
+  - otherwise, in each group of a real quantized weight the mean code sits
+    within a fraction of a step of the zero point (the weights' mean over a
+    group is small against the step), so the median over all groups of
+    (mean code - stored zero) is near 0 for v2 and near 1 for v1: below 0.25
+    is v2, above 0.75 v1, and in between the data cannot tell (a layer whose
+    median group mean is a quarter step or more off zero, about 0.1 standard
+    deviations of the weight at 4 bits; trained layers sit far below that).
+  Layers the data cannot tell follow the layers that it can; layers of one
+  checkpoint that disagree are refused; with no layer decided, the caller
+  must say (True for v1, False for v2). hf_checkpoint.py also uses the
+  config's label (checkpoint_format "gptq" / "gptq_v2") where the data
+  cannot tell.
 
 AWQ (AutoAWQ, GEMM version):
   qweight int32 [K, N/8]   bits 4i..4i+3 of qweight[k, c] hold q[k, n = 8c + AWQ_ORDER[i]]
@@ -99,11 +104,40 @@ def gptq_zero_offset(q: torch.Tensor, stored_zeros: torch.Tensor, g_idx: torch.T
     return float((sums / counts - stored_zeros.to(torch.float64)).median())
 
 
-def gptq_zeros_minus_one_from_data(qweight, qzeros, scales, g_idx=None) -> tuple[bool, float]:
-    """(True for GPTQ v1 "zeros minus one", False for v2, the median offset it was decided by)."""
+# The data rule's margin: offsets between these two are too close to call.
+GPTQ_V2_BELOW, GPTQ_V1_ABOVE = 0.25, 0.75
+
+
+def gptq_convention_from_unpacked(q: torch.Tensor, stored_zeros: torch.Tensor,
+                                  g_idx: torch.Tensor | None = None) -> tuple[bool | None, float]:
+    """(True for v1, False for v2, None when the data cannot tell; the offset it was decided by)
+    from q [N, K] and the zeros as stored ([N, G], unpack_gptq(..., zeros_minus_one=False)).
+
+    A symmetric quantization stores one zero everywhere: 7 in v1 (8 minus one), 8 in v2; that is
+    exact. Otherwise the median over (row, group) of (mean code - stored zero) is near 0 for v2
+    and near 1 for v1; below 0.25 is v2, above 0.75 v1, and between them the data cannot tell."""
+    lo, hi = int(stored_zeros.min()), int(stored_zeros.max())
+    if lo == hi and lo in (7, 8):
+        return lo == 7, float(8 - lo)
+    offset = gptq_zero_offset(q, stored_zeros, g_idx)
+    if offset > GPTQ_V1_ABOVE:
+        return True, offset
+    if offset < GPTQ_V2_BELOW:
+        return False, offset
+    return None, offset
+
+
+def gptq_zeros_minus_one_from_data(qweight, qzeros, scales, g_idx=None) -> tuple[bool | None, float]:
+    """(True for GPTQ v1 "zeros minus one", False for v2, None when the data cannot tell; the
+    median offset it was decided by). See gptq_convention_from_unpacked."""
     q, z, _, g = unpack_gptq(qweight, qzeros, scales, g_idx, zeros_minus_one=False)
-    offset = gptq_zero_offset(q, z, g)
-    return offset > 0.5, offset
+    return gptq_convention_from_unpacked(q, z, g)
+
+
+def _undecided(offset: float) -> ValueError:
+    return ValueError(f"GPTQ zero points: the data cannot tell v1 (zeros minus one) from v2 (median offset "
+                      f"{offset:.2f}, between {GPTQ_V2_BELOW} and {GPTQ_V1_ABOVE}); pass "
+                      "gptq_zeros_minus_one=True (v1) or False (v2)")
 
 
 def unpack_awq(qweight, qzeros, scales):
@@ -142,10 +176,15 @@ def _act_order(q, z, s, g_idx, group: int):
 
 def layer_from_gptq(qweight, qzeros, scales, g_idx=None, bias=None, *, zeros_minus_one: bool | None = None,
                     dtype: torch.dtype | None = None) -> W4A16Linear:
-    """zeros_minus_one: True (GPTQ v1), False (v2), None: decided from the data (module docstring)."""
+    """zeros_minus_one: True (GPTQ v1), False (v2), None: decided from the data (module docstring;
+    a ValueError where the data cannot tell)."""
+    q, z, s, g_idx = unpack_gptq(qweight, qzeros, scales, g_idx, zeros_minus_one=False)
     if zeros_minus_one is None:
-        zeros_minus_one, _ = gptq_zeros_minus_one_from_data(qweight, qzeros, scales, g_idx)
-    q, z, s, g_idx = unpack_gptq(qweight, qzeros, scales, g_idx, zeros_minus_one=zeros_minus_one)
+        zeros_minus_one, offset = gptq_convention_from_unpacked(q, z, g_idx)
+        if zeros_minus_one is None:
+            raise _undecided(offset)
+    if zeros_minus_one:
+        z = z + 1      # a stored 15 means 16 (unpack_gptq)
     k = q.shape[1]
     group = k // s.shape[1]
     q, z, s, perm = _act_order(q, z, s, g_idx, group)
@@ -187,6 +226,7 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
     stem = prefix if prefix.endswith(".") or not prefix else prefix + "."
     layers = {}
     decided: dict[str, tuple[bool, float]] = {}   # GPTQ layers whose zero convention the data decided
+    undecided: dict[str, tuple[dict, float]] = {}  # ... and those whose data cannot tell
     for key in sorted(tensors):
         if not key.endswith(".qweight"):
             continue
@@ -212,6 +252,9 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
                 minus_one = gptq_zeros_minus_one
                 if minus_one is None:
                     minus_one, offset = gptq_zeros_minus_one_from_data(qw, parts["qzeros"], sc, parts["g_idx"])
+                    if minus_one is None:       # decided below, by the layers whose data can tell
+                        undecided[name] = (parts, offset)
+                        continue
                     decided[name] = (minus_one, offset)
                 mod = layer_from_gptq(qw, parts["qzeros"], sc, parts["g_idx"], parts["bias"],
                                       zeros_minus_one=minus_one, dtype=dtype)
@@ -227,4 +270,11 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
         v2 = sorted(n for n, (v, _) in decided.items() if not v)
         raise ValueError(f"GPTQ zero points: {len(v1)} layers look like v1 (zeros minus one, e.g. {v1[0]}) and "
                          f"{len(v2)} like v2 (e.g. {v2[0]}); pass gptq_zeros_minus_one=True (v1) or False (v2)")
-    return layers
+    for name, (parts, offset) in undecided.items():
+        if not decided:
+            raise ValueError(f"{name} (gptq): {_undecided(offset)}")
+        minus_one = next(iter(decided.values()))[0]
+        mod = layer_from_gptq(parts["qweight"], parts["qzeros"], parts["scales"], parts["g_idx"], parts["bias"],
+                              zeros_minus_one=minus_one, dtype=dtype)
+        layers[name[len(stem):] if name.startswith(stem) else ""] = mod.to(device) if device is not None else mod
+    return dict(sorted(layers.items()))

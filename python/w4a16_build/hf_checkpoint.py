@@ -34,6 +34,7 @@ class LoadReport:
     missing: list[str] = dataclasses.field(default_factory=list)
     unexpected: list[str] = dataclasses.field(default_factory=list)
     gptq_zeros_minus_one: bool | None = None
+    gptq_rule: str = ""          # how the GPTQ convention was decided: override, data or label
 
 
 # Per format: the suffix that marks a quantized layer, and every suffix that belongs to one.
@@ -81,13 +82,12 @@ def _dense_weight(fmt: str, parts: dict, zeros_minus_one: bool | None) -> torch.
         q, s, zp = pack_quantized.unpack_pack_quantized(parts["weight_packed"], parts["weight_scale"],
                                                         parts["weight_shape"], parts["weight_zero_point"])
         g_idx = parts.get("weight_g_idx")
+        if g_idx is not None and bool((g_idx == -1).all()):
+            g_idx = None
         z = zp.float() if zp is not None else torch.full_like(s, 8, dtype=torch.float32)
     elif fmt == "gptq":
-        if zeros_minus_one is None:
-            zeros_minus_one, _ = checkpoints.gptq_zeros_minus_one_from_data(
-                parts["qweight"], parts["qzeros"], parts["scales"], parts.get("g_idx"))
         q, z, s, g_idx = checkpoints.unpack_gptq(parts["qweight"], parts["qzeros"], parts["scales"],
-                                                 parts.get("g_idx"), zeros_minus_one=zeros_minus_one)
+                                                 parts.get("g_idx"), zeros_minus_one=bool(zeros_minus_one))
         z = z.float()
     else:
         q, z, s = checkpoints.unpack_awq(parts["qweight"], parts["qzeros"], parts["scales"])
@@ -97,23 +97,68 @@ def _dense_weight(fmt: str, parts: dict, zeros_minus_one: bool | None) -> torch.
     return (q.float() - z[:, gid]) * s.float()[:, gid]
 
 
-def _layer(fmt: str, parts: dict, dtype, zeros_minus_one: bool | None) -> W4A16Linear:
+def _layer(fmt: str, parts: dict, bias, dtype, zeros_minus_one: bool | None) -> W4A16Linear:
     if fmt == "pack-quantized":
         return pack_quantized.layer_from_pack_quantized(
             parts["weight_packed"], parts["weight_scale"], parts["weight_shape"], parts.get("weight_zero_point"),
-            parts.get("weight_g_idx"), parts.get("bias"), dtype=dtype)
+            parts.get("weight_g_idx"), bias, dtype=dtype)
     if fmt == "gptq":
         return checkpoints.layer_from_gptq(parts["qweight"], parts["qzeros"], parts["scales"], parts.get("g_idx"),
-                                           parts.get("bias"), zeros_minus_one=zeros_minus_one, dtype=dtype)
-    return checkpoints.layer_from_awq(parts["qweight"], parts["qzeros"], parts["scales"], parts.get("bias"),
-                                      dtype=dtype)
+                                           bias, zeros_minus_one=zeros_minus_one, dtype=dtype)
+    return checkpoints.layer_from_awq(parts["qweight"], parts["qzeros"], parts["scales"], bias, dtype=dtype)
+
+
+# GPTQ's own label: transformers / optimum / GPTQModel write checkpoint_format "gptq" for v1
+# (zeros minus one) and "gptq_v2" for v2.
+_GPTQ_LABELS = {"gptq": True, "gptq_v2": False}
+
+
+def _gptq_convention(qc: dict, tensors: dict, names: list[str], override: bool | None) -> tuple[bool | None, str]:
+    """(True for v1 / False for v2, how it was decided) for a GPTQ checkpoint: the override, else
+    the data of the layers that can tell (checkpoints.py; they must agree), else the config's
+    checkpoint_format label; neither is a ValueError."""
+    if override is not None:
+        return override, "override"
+    label = _GPTQ_LABELS.get(str(qc.get("checkpoint_format", "")).lower())
+    votes = {}
+    for n in names:
+        v, _ = checkpoints.gptq_zeros_minus_one_from_data(tensors[f"{n}.qweight"], tensors[f"{n}.qzeros"],
+                                                          tensors[f"{n}.scales"], tensors.get(f"{n}.g_idx"))
+        if v is not None:
+            votes.setdefault(v, []).append(n)
+    if len(votes) > 1:
+        raise ValueError(f"GPTQ zero points: the checkpoint's layers disagree ({len(votes[True])} look like v1, "
+                         f"e.g. {votes[True][0]}; {len(votes[False])} like v2, e.g. {votes[False][0]}); pass "
+                         "gptq_zeros_minus_one=True (v1) or False (v2)")
+    if votes:
+        v = next(iter(votes))
+        agrees = "" if label is None else (", agreeing with" if label == v else ", overruling")
+        tail = f" the label checkpoint_format={qc.get('checkpoint_format')!r}" if label is not None else ""
+        return v, f"data ({len(votes[v])} of {len(names)} layers{agrees}{tail})"
+    if label is not None:
+        return label, f"label (checkpoint_format={qc.get('checkpoint_format')!r}; the data cannot tell)"
+    if not names:
+        return None, "no GPTQ layer"
+    raise ValueError("GPTQ zero points: neither the data nor the config (checkpoint_format) tells v1 (zeros minus "
+                     "one) from v2; pass gptq_zeros_minus_one=True (v1) or False (v2)")
+
+
+def _float_dtype(t: torch.Tensor | None, dtype: torch.dtype | None) -> torch.dtype:
+    if dtype is not None:
+        return dtype
+    return t.dtype if t is not None and t.dtype in (torch.float16, torch.bfloat16) else torch.float16
 
 
 def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = None, device=None,
               gptq_zeros_minus_one: bool | None = None) -> LoadReport:
     """Load a GPTQ / AWQ / compressed-tensors checkpoint directory into `model` (in place):
     quantized layers served by W4A16Linear, the rest as the checkpoint holds it. Returns a
-    LoadReport. `dtype` defaults to the model's floating dtype; `device` to where the model is."""
+    LoadReport.
+
+    dtype: of the served layers; default each replaced layer's own (fp16 or bf16, else fp16).
+    device: where the served layers go; default where each replaced layer is (so a model spread
+    over devices stays so). The model must hold real tensors (not the meta device).
+    gptq_zeros_minus_one: True (v1) / False (v2) overrides the data and the config's label."""
     from safetensors.torch import load_file
 
     qc = read_quantization_config(checkpoint_dir)
@@ -121,40 +166,46 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
     files = sorted(Path(checkpoint_dir).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{checkpoint_dir}: no .safetensors file")
+    on_meta = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if on_meta:
+        raise ValueError(f"the model holds {len(on_meta)} tensors on the meta device (e.g. {on_meta[0]}): "
+                         "build it with real storage (e.g. AutoModelForCausalLM.from_config on the CPU) before "
+                         "loading into it")
     tensors: dict[str, torch.Tensor] = {}
     for f in files:
         tensors.update(load_file(str(f), device="cpu"))
-    first = next((p for p in model.parameters() if p.is_floating_point()), None)
-    dtype = dtype or (first.dtype if first is not None and first.dtype in (torch.float16, torch.bfloat16)
-                      else torch.float16)
-    device = device if device is not None else (first.device if first is not None else torch.device("cpu"))
 
     report = LoadReport(method=fmt)
     marker, suffixes = _LAYER_PARTS[fmt]
     names = sorted(k[: -len(marker) - 1] for k in tensors if k.endswith("." + marker))
-    if fmt == "gptq" and gptq_zeros_minus_one is None:
-        votes = {checkpoints.gptq_zeros_minus_one_from_data(tensors[f"{n}.qweight"], tensors[f"{n}.qzeros"],
-                                                            tensors[f"{n}.scales"], tensors.get(f"{n}.g_idx"))[0]
-                 for n in names}
-        if len(votes) > 1:
-            raise ValueError("GPTQ zero points: the checkpoint's layers disagree on v1 (zeros minus one) and v2; "
-                             "pass gptq_zeros_minus_one=True (v1) or False (v2)")
-        gptq_zeros_minus_one = votes.pop() if votes else None
-    report.gptq_zeros_minus_one = gptq_zeros_minus_one if fmt == "gptq" else None
+    if fmt == "gptq":
+        gptq_zeros_minus_one, report.gptq_rule = _gptq_convention(qc, tensors, names, gptq_zeros_minus_one)
+        report.gptq_zeros_minus_one = gptq_zeros_minus_one
 
     used: set[str] = set()
+    expected_missing: set[str] = set()     # keys of replaced layers load_state_dict will not find
     for name in names:
         parts = {s: tensors.get(f"{name}.{s}") for s in suffixes}
-        parts["bias"] = tensors.get(f"{name}.bias")
-        used.update(f"{name}.{s}" for s in (*suffixes, "bias") if f"{name}.{s}" in tensors)
+        used.update(f"{name}.{s}" for s in suffixes if f"{name}.{s}" in tensors)
         try:
             target = model.get_submodule(name)
         except AttributeError:
             raise ValueError(f"{name}: the checkpoint quantizes a layer the model does not have") from None
         if not isinstance(target, nn.Linear):
             raise ValueError(f"{name}: the model's module is a {type(target).__name__}, not an nn.Linear")
+        # The bias follows the model's architecture, as load_state_dict would: a model bias the
+        # checkpoint lacks is missing, a checkpoint bias the model has no place for unexpected.
+        bias = tensors.get(f"{name}.bias")
+        if bias is not None:
+            used.add(f"{name}.bias")
+            if target.bias is None:
+                report.unexpected.append(f"{name}.bias")
+                bias = None
+        elif target.bias is not None:
+            report.missing.append(f"{name}.bias")
+        expected_missing.update({f"{name}.weight", f"{name}.bias"})
         try:
-            layer = _layer(fmt, parts, dtype, gptq_zeros_minus_one)
+            layer = _layer(fmt, parts, bias, _float_dtype(target.weight, dtype), gptq_zeros_minus_one)
         except (TypeError, ValueError) as e:
             reason = str(e)
             layer = None
@@ -169,40 +220,49 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
                                  f"{tuple(target.weight.shape)}")
             with torch.no_grad():
                 target.weight.copy_(w.to(target.weight.dtype))
-                if parts["bias"] is not None and target.bias is not None:
-                    target.bias.copy_(parts["bias"].to(target.bias.dtype))
+                if bias is not None:
+                    target.bias.copy_(bias.to(target.bias.dtype))
             report.dense[name] = reason
             continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, layer.to(device))
+        setattr(parent, child, layer.to(device if device is not None else target.weight.device))
         report.served.append(name)
 
     rest = {k: v for k, v in tensors.items() if k not in used}
     result = model.load_state_dict(rest, strict=False)
-    served_keys = {f"{n}." for n in report.served}
+    served = {f"{n}." for n in report.served}
     # A tied parameter (e.g. lm_head.weight sharing the embedding) is loaded through its twin.
     params = dict(model.named_parameters(remove_duplicate=False))
     loaded = {params[k].data_ptr() for k in rest if k in params}
-    report.missing = sorted(k for k in result.missing_keys if not any(k.startswith(p) for p in served_keys)
-                            and not any(k.startswith(f"{n}.") for n in report.dense)
-                            and not (k in params and params[k].data_ptr() in loaded))
-    report.unexpected = sorted(result.unexpected_keys)
+    report.missing = sorted(set(report.missing) | {
+        k for k in result.missing_keys
+        if k not in expected_missing and not any(k.startswith(p) for p in served)
+        and not (k in params and params[k].data_ptr() in loaded)})
+    report.unexpected = sorted(set(report.unexpected) | set(result.unexpected_keys))
     return report
 
 
-def from_pretrained(checkpoint_dir, *, dtype: torch.dtype = torch.float16, device=None,
+def from_pretrained(checkpoint_dir, *, dtype: torch.dtype | None = None, device=None,
                     gptq_zeros_minus_one: bool | None = None):
     """(model, LoadReport): the checkpoint's transformers causal-LM architecture built from its
-    config.json (no weights; transformers' AutoModelForCausalLM.from_config), in `dtype`, then
-    `load_into` it, on `device` (default: CUDA when there is one, else CPU)."""
+    config.json (transformers' AutoModelForCausalLM.from_config) on the CPU, `load_into` it with
+    the served layers put straight on `device` (default: CUDA when there is one, else CPU), then
+    the rest moved there: the GPU never holds the dense weights of the served layers (the CPU
+    does, for a moment). dtype: default the config's (float16 or bfloat16), else float16."""
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(str(checkpoint_dir))
     if hasattr(config, "quantization_config"):
         del config.quantization_config        # ours to apply, not transformers' quantizers
-    model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype)
-    device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device)
+    if dtype is None:
+        want = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+        want = getattr(torch, want, None) if isinstance(want, str) else want
+        dtype = want if want in (torch.float16, torch.bfloat16) else torch.float16
+    major, minor = (int(v) for v in transformers.__version__.split(".")[:2])
+    key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"      # renamed in transformers 4.56
+    model = transformers.AutoModelForCausalLM.from_config(config, **{key: dtype})
+    model = model.to(dtype)
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     report = load_into(model, checkpoint_dir, dtype=dtype, device=device, gptq_zeros_minus_one=gptq_zeros_minus_one)
-    return model.eval(), report
+    return model.to(device).eval(), report

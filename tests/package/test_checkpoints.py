@@ -165,6 +165,54 @@ def test_a_checkpoint_whose_layers_disagree_is_refused():
     assert sorted(w4a16_build.load_quantized(tensors, gptq_zeros_minus_one=False)) == ["a", "b"]
 
 
+def half_step_off(n=32, k=256, g=64, seed=0):
+    """Codes whose group means sit exactly half a step above the zero: the data cannot tell
+    v1 from v2 (offset 0.5 either way)."""
+    q, z, s = sample(n, k, g, seed)
+    zz = z.clamp(max=14)
+    alt = (torch.arange(k) % 2).to(torch.int8)          # z, z+1, z, z+1, ... in every group
+    q = zz.repeat_interleave(g, dim=1) + alt
+    return q, zz, s
+
+
+def test_symmetric_zeros_decide_exactly():
+    from w4a16_build.checkpoints import gptq_zeros_minus_one_from_data
+
+    q, z, s = sample(seed=9, symmetric=True)
+    for minus_one in (True, False):
+        qw, qz = gptq_pack(q, z, zeros_minus_one=minus_one)
+        assert gptq_zeros_minus_one_from_data(qw, qz, s.t().contiguous())[0] == minus_one
+
+
+def test_data_that_cannot_tell_v1_from_v2_is_refused_unless_told():
+    from w4a16_build.checkpoints import gptq_zeros_minus_one_from_data, layer_from_gptq
+
+    q, z, s = half_step_off()
+    qw, qz = gptq_pack(q, z, zeros_minus_one=False)
+    decided, offset = gptq_zeros_minus_one_from_data(qw, qz, s.t().contiguous())
+    assert decided is None and abs(offset - 0.5) < 1e-6
+    with pytest.raises(ValueError, match=r"cannot tell v1 .* from v2 \(median offset 0.50"):
+        layer_from_gptq(qw, qz, s.t().contiguous())
+    with pytest.raises(ValueError, match=r"^l \(gptq\): GPTQ zero points: the data cannot tell"):
+        w4a16_build.load_quantized({"l.qweight": qw, "l.qzeros": qz, "l.scales": s.t().contiguous()})
+    mod = layer_from_gptq(qw, qz, s.t().contiguous(), zeros_minus_one=False)
+    assert torch.allclose(dequantize_packed(mod.packed), reference(q, z, s), atol=2e-3)
+
+
+@pytest.mark.parametrize("minus_one", [True, False])
+def test_a_layer_the_data_cannot_tell_follows_the_layers_it_can(minus_one):
+    qa, za, sa = sample(seed=10)
+    qb, zb, sb = half_step_off(seed=11)
+    zb = zb + 1 if minus_one else zb        # stored zb either way: offset 0.5 against what is stored
+    a = gptq_pack(qa, za, zeros_minus_one=minus_one)
+    b = gptq_pack(qb, zb, zeros_minus_one=minus_one)
+    layers = w4a16_build.load_quantized({"a.qweight": a[0], "a.qzeros": a[1], "a.scales": sa.t().contiguous(),
+                                         "b.qweight": b[0], "b.qzeros": b[1], "b.scales": sb.t().contiguous()})
+    assert list(layers) == ["a", "b"]
+    ref = reference(qb, zb, sb)
+    assert torch.allclose(dequantize_packed(layers["b"].packed), ref, atol=2e-3 * ref.abs().max())
+
+
 def test_gptq_act_order():
     q, z, s = sample(seed=4)
     k, g = 256, 64

@@ -127,34 +127,216 @@ def test_other_quantization_methods_are_refused(tmp_path):
         load_into(fresh_model(), tmp_path)
 
 
-@pytest.mark.gpu
-def test_greedy_generation_matches_the_dense_dequantized_model(tmp_path):
-    """The served model generates the same greedy tokens as the same model with the library's
-    dequantized weights in plain fp16 nn.Linear layers (static cache), for 32 steps or up to a
-    step where the dense model's two best logits are closer than the kernels' rounding (a random
-    tiny model has near-ties; there the sequences may part, and the rest is not compared)."""
-    ref, _ = write_checkpoint(tmp_path, symmetric=False)
-    ours = fresh_model()
-    load_into(ours, tmp_path)
+AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
+
+
+def _int32(v):
+    return torch.where(v >= 1 << 31, v - (1 << 32), v).to(torch.int32)
+
+
+def _pack_along_last(mat, order=tuple(range(8))):
+    """int [R, C] in 0..15 -> int32 [R, C/8]: bits 4i.. of word c hold column 8c + order[i]."""
+    v = sum(mat[:, o::8].long() << (4 * i) for i, o in enumerate(order))
+    return _int32(v)
+
+
+def write_gptq_or_awq(path, fmt, *, minus_one=True, label="gptq", group=64, seed=0, bias=False):
+    """A tiny Llama whose projections are min/max-quantized (asymmetric, group 64) and saved in the
+    GPTQ or AutoAWQ GEMM layout (packed here from the published formats, independently of the
+    importer), with a config.json quantization_config as transformers writes it. Returns
+    {layer: dequantized weight} and the model's dense tensors."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, attention_bias=bias)).to(torch.float16)
+    model.save_pretrained(str(path))
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    ref = {}
+    for i in range(2):
+        for p in PROJ:
+            name = f"model.layers.{i}.{p}"
+            w = tensors.pop(f"{name}.weight").float()
+            n, k = w.shape
+            wg = w.reshape(n, k // group, group)
+            lo, hi = wg.amin(-1).clamp(max=0), wg.amax(-1).clamp(min=0)
+            s = (hi - lo) / 15
+            z = (-lo / s).round().clamp(1, 15)
+            q = (wg / s.unsqueeze(-1) + z.unsqueeze(-1)).round().clamp(0, 15).reshape(n, k).long()
+            ref[name] = (q.float() - z.repeat_interleave(group, 1)) * s.half().float().repeat_interleave(group, 1)
+            if fmt == "gptq":
+                # qweight [K/8, N]: bits 4j.. of row r hold k = 8r + j
+                tensors[f"{name}.qweight"] = _pack_along_last(q).t().contiguous()
+                tensors[f"{name}.qzeros"] = _pack_along_last((z.long() - int(minus_one)).t().contiguous())
+                tensors[f"{name}.g_idx"] = (torch.arange(k) // group).to(torch.int32)
+            else:
+                tensors[f"{name}.qweight"] = _pack_along_last(q.t().contiguous(), AWQ_ORDER)
+                tensors[f"{name}.qzeros"] = _pack_along_last(z.long().t().contiguous(), AWQ_ORDER)
+            tensors[f"{name}.scales"] = s.half().t().contiguous()
+    save_file(tensors, str(path / "model.safetensors"))
+    cfg = json.loads((path / "config.json").read_text())
+    qc = {"quant_method": fmt, "bits": 4, "group_size": group}
+    qc.update({"desc_act": False, "sym": False, "checkpoint_format": label} if fmt == "gptq" else
+              {"version": "gemm", "zero_point": True})
+    if label is None:
+        qc.pop("checkpoint_format", None)
+    cfg["quantization_config"] = qc
+    (path / "config.json").write_text(json.dumps(cfg))
+    return ref, tensors
+
+
+@pytest.mark.parametrize("fmt, minus_one", [("gptq", True), ("gptq", False), ("awq", None)])
+def test_gptq_and_awq_directories_load(tmp_path, fmt, minus_one):
+    ref, tensors = write_gptq_or_awq(tmp_path, fmt, minus_one=bool(minus_one), label=None)
+    model = fresh_model()
+    report = load_into(model, tmp_path)
+    assert report.method == fmt and sorted(report.served) == sorted(ref)
+    assert report.missing == [] and report.unexpected == [] and report.dense == {}
+    if fmt == "gptq":
+        assert report.gptq_zeros_minus_one is minus_one and report.gptq_rule.startswith("data"), report
+    for name, w in ref.items():
+        torch.testing.assert_close(dequantize_packed(model.get_submodule(name).packed).float(), w,
+                                   rtol=2e-3, atol=1e-3)
+    assert torch.equal(model.lm_head.weight, tensors["lm_head.weight"])
+
+
+def test_gptq_data_overrules_a_wrong_label_and_the_override_overrules_both(tmp_path):
+    ref, _ = write_gptq_or_awq(tmp_path, "gptq", minus_one=False, label="gptq")     # v2 data labelled v1
+    report = load_into(fresh_model(), tmp_path)
+    assert report.gptq_zeros_minus_one is False and "overruling" in report.gptq_rule, report.gptq_rule
+    report = load_into(fresh_model(), tmp_path, gptq_zeros_minus_one=True)
+    assert report.gptq_zeros_minus_one is True and report.gptq_rule == "override"
+
+
+def test_a_bias_the_checkpoint_lacks_is_missing_and_one_the_model_lacks_unexpected(tmp_path):
+    """A served layer takes its bias from the checkpoint only: a model bias with nothing to load
+    must be reported, not silently dropped with the nn.Linear it belonged to."""
+    ref, _ = write_checkpoint(tmp_path)                          # no biases in the checkpoint
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, attention_bias=True)).to(torch.float16)
+    report = load_into(model, tmp_path)
+    want = sorted(f"model.layers.{i}.self_attn.{p}.bias" for i in range(2) for p in ("q_proj", "k_proj", "v_proj",
+                                                                                     "o_proj"))
+    assert report.missing == want, report.missing
+
+    ref, _ = write_gptq_or_awq(tmp_path / "b", "awq", bias=True)    # biases the model has no place for
+    model = fresh_model()
+    report = load_into(model, tmp_path / "b")
+    assert report.unexpected == want, report.unexpected
+    assert all(model.get_submodule(n[: -len(".bias")]).bias is None for n in want)
+
+
+def test_a_model_on_the_meta_device_is_refused(tmp_path):
+    write_checkpoint(tmp_path)
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(tiny_config())
+    with pytest.raises(ValueError, match="meta device"):
+        load_into(model, tmp_path)
+
+
+def dense_twin(tmp_path, ref, report):
+    """The same tiny model with the library's dequantized weights in plain fp16 nn.Linear layers."""
     dense = fresh_model()
-    report = load_into(dense, tmp_path)
-    for name in report.served:                       # the same weights, dense
+    load_into(dense, tmp_path)
+    for name in report.served:
         parent, _, child = name.rpartition(".")
         lin = torch.nn.Linear(ref[name].shape[1], ref[name].shape[0], bias=False).to(torch.float16)
         lin.weight.data.copy_(ref[name])
         setattr(dense.get_submodule(parent), child, lin)
+    return dense
+
+
+def assert_same_greedy_tokens(a, b, prompt_len):
+    """Equal tokens, or up to a step where b's two best logits are closer than the kernels'
+    rounding (a random tiny model has near-ties; there the sequences may part)."""
+    for step, scores in enumerate(b.scores):
+        ta, tb = a.sequences[0, prompt_len + step], b.sequences[0, prompt_len + step]
+        if ta != tb:
+            top = scores[0].float().topk(2).values
+            assert (top[0] - top[1]).item() < 2e-2 * top[0].abs().item() + 1e-2, (step, ta, tb, top)
+            return step
+    return len(b.scores)
+
+
+GREEDY = dict(max_new_tokens=32, do_sample=False, cache_implementation="static", pad_token_id=0,
+              output_scores=True, return_dict_in_generate=True)
+
+
+@pytest.mark.gpu
+def test_greedy_generation_matches_the_dense_dequantized_model(tmp_path):
+    """Static KV cache, eager: the served model generates the dense dequantized model's tokens."""
+    ref, _ = write_checkpoint(tmp_path, symmetric=False)
+    ours = fresh_model()
+    report = load_into(ours, tmp_path)
+    dense = dense_twin(tmp_path, ref, report)
     ours, dense = ours.cuda().eval(), dense.cuda().eval()
     prompt = torch.randint(0, 256, (1, 8), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
     with torch.no_grad():
         la, lb = ours(prompt).logits.float(), dense(prompt).logits.float()
         torch.testing.assert_close(la, lb, rtol=2e-2, atol=2e-2 * lb.abs().max().item())
-        kw = dict(max_new_tokens=32, do_sample=False, cache_implementation="static", pad_token_id=0,
-                  output_scores=True, return_dict_in_generate=True)
-        a = ours.generate(prompt, **kw)
-        b = dense.generate(prompt, **kw)
-    for step, scores in enumerate(b.scores):
-        ta, tb = a.sequences[0, 8 + step], b.sequences[0, 8 + step]
-        if ta != tb:
-            top = scores[0].float().topk(2).values
-            assert (top[0] - top[1]).item() < 2e-2 * top[0].abs().item() + 1e-2, (step, ta, tb, top)
-            break
+        a = ours.generate(prompt, disable_compile=True, **GREEDY)
+        b = dense.generate(prompt, disable_compile=True, **GREEDY)
+    assert_same_greedy_tokens(a, b, 8)
+
+
+@pytest.mark.gpu
+def test_generation_compiled_with_cuda_graphs_matches_eager(tmp_path):
+    """generate() with a static cache under torch.compile(fullgraph=True, mode="reduce-overhead")
+    (CUDA graphs): the custom op traces and is captured, and the tokens are the eager ones."""
+    from transformers import CompileConfig
+
+    write_checkpoint(tmp_path, symmetric=True)
+    ours = fresh_model()
+    load_into(ours, tmp_path)
+    ours = ours.cuda().eval()
+    prompt = torch.randint(0, 256, (1, 8), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    with torch.no_grad():
+        eager = ours.generate(prompt, disable_compile=True, **GREEDY)
+        compiled = ours.generate(prompt, compile_config=CompileConfig(fullgraph=True, mode="reduce-overhead"),
+                                 **GREEDY)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1, "generate() did not compile the forward"
+    assert_same_greedy_tokens(compiled, eager, 8)
+
+
+@pytest.mark.gpu
+def test_the_served_model_forward_replays_in_a_cuda_graph(tmp_path):
+    write_checkpoint(tmp_path, symmetric=False)
+    ours = fresh_model()
+    load_into(ours, tmp_path)
+    ours = ours.cuda().eval()
+    x = torch.randint(0, 256, (2, 16), device="cuda")
+    with torch.no_grad():
+        want = ours(x).logits.clone()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                ours(x)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            out = ours(x).logits
+        x.copy_(torch.randint(0, 256, (2, 16), device="cuda"))
+        g.replay()
+        torch.cuda.synchronize()
+        again = ours(x).logits
+    torch.testing.assert_close(out, again, rtol=0, atol=0)    # the replay computed the new input
+    assert not torch.equal(out, want)
+
+
+@pytest.mark.gpu
+def test_from_pretrained_puts_the_served_model_on_the_gpu(tmp_path):
+    import w4a16_build
+
+    write_checkpoint(tmp_path, symmetric=False)
+    model, report = w4a16_build.from_pretrained(tmp_path)
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+    assert {b.device.type for b in model.buffers()} == {"cuda"}
+    with torch.no_grad():
+        out = model.generate(torch.zeros(1, 4, dtype=torch.long, device="cuda"), max_new_tokens=4, do_sample=False,
+                             pad_token_id=0)
+    assert out.shape == (1, 8)
