@@ -14,6 +14,9 @@ Printed and saved (--json):
 - decode tokens/s at each batch size: one decode step captured in a CUDA graph (static cache,
   fixed shapes), replayed `--steps` times after a `--prompt`-token prefill, the argmax fed back
   between replays; rounds alternate fp16 / W4A16 so neither always runs on a power-capped card;
+  also the same step with the seven projections left out (they return zeros), so the time of
+  the projections alone is the difference (attention, norms, rotary, embedding and LM head are
+  the rest, the same in both runs);
 - prefill time of `--prefill` tokens at batch 1 (eager, median of several);
 - greedy check: the first 32 tokens of W4A16 and of fp16 on the dequantized weights, batch 1,
   and where they part, the fp16 model's margin between its two best logits at that step.
@@ -53,6 +56,9 @@ class Block(nn.Module):
         self.kind = "dense"
 
     def lin(self, p):
+        if self.kind == "none":           # the projections left out: what the rest of a step costs
+            out = self.dense[p].out_features
+            return lambda h: h.new_zeros(*h.shape[:-1], out)
         return (self.w4 if self.kind == "w4a16" else self.dense)[p]
 
     def forward(self, x, cos, sin, pos, mask, kc, vc):
@@ -226,14 +232,20 @@ def main(argv=None):
           + ("" if same == a.check_steps else f" (fp16's top-2 logit margin at step {same}: {mb[same]:.4f})"))
 
     for b in batches:
-        runs = {"dense": [], "w4a16": []}
+        runs = {"dense": [], "w4a16": [], "none": []}
         for r in range(a.rounds):
-            for kind in (("dense", "w4a16") if r % 2 == 0 else ("w4a16", "dense")):
+            for kind in (("dense", "w4a16", "none") if r % 2 == 0 else ("none", "w4a16", "dense")):
                 runs[kind].append(decode_run(model, kind, b, a.prompt, a.steps)[0])
-        res["decode"][b] = {k: statistics.median(v) for k, v in runs.items()}
-        d = res["decode"][b]
+        d = {k: statistics.median(v) for k, v in runs.items()}
+        step = {k: 1e3 * b / v for k, v in d.items()}          # ms per decode step
+        d["step_ms"] = step
+        d["projections_ms"] = {k: step[k] - step["none"] for k in ("dense", "w4a16")}
+        res["decode"][b] = d
+        pr = d["projections_ms"]
         print(f"decode batch {b:3d}: fp16 {d['dense']:9.1f} tok/s   W4A16 {d['w4a16']:9.1f} tok/s   "
-              f"x{d['w4a16'] / d['dense']:.2f}")
+              f"x{d['w4a16'] / d['dense']:.2f}   | ms/step: fp16 {step['dense']:.2f}  W4A16 {step['w4a16']:.2f}  "
+              f"without projections {step['none']:.2f}: projections fp16 {pr['dense']:.2f}  W4A16 {pr['w4a16']:.2f} "
+              f"(x{pr['dense'] / pr['w4a16']:.2f})")
     model.kc = model.vc = None
     torch.cuda.empty_cache()
     for kind in ("dense", "w4a16", "dense", "w4a16"):
