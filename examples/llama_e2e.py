@@ -12,9 +12,10 @@ head stay fp16 in both, as GPTQ/AWQ checkpoints keep them.
 
 Printed and saved (--json):
 - decode tokens/s at each batch size: one decode step captured in a CUDA graph (static cache,
-  fixed shapes), replayed `--steps` times after a `--prompt`-token prefill, the argmax fed back
-  between replays; rounds alternate fp16 / W4A16 so neither always runs on a power-capped card;
-  also the same step with the seven projections left out (they return zeros), so the time of
+  fixed shapes), replayed `--steps` - 1 times after a `--prompt`-token prefill (which gives the
+  first token), the argmax fed back between replays (timed with them); rounds alternate fp16 / W4A16 so neither always runs on a power-capped card;
+  also the same step with the seven projections left out (they return zero tensors made before
+  capture, so nothing runs in their place), so the time of
   the projections alone is the difference (attention, norms, rotary, embedding and LM head are
   the rest, the same in both runs);
 - prefill time of `--prefill` tokens at batch 1 (eager, median of several);
@@ -40,6 +41,7 @@ CONFIGS = {
     "tiny": dict(hidden=512, inter=1536, layers=2, heads=8, kv_heads=2, vocab=4096, rope_theta=10000.0),
 }
 PROJ = ("q", "k", "v", "o", "gate", "up", "down")
+ZEROS: dict = {}        # shape -> zero tensor, for the step without projections (Block.zeros)
 
 
 class Block(nn.Module):
@@ -57,9 +59,17 @@ class Block(nn.Module):
 
     def lin(self, p):
         if self.kind == "none":           # the projections left out: what the rest of a step costs
-            out = self.dense[p].out_features
-            return lambda h: h.new_zeros(*h.shape[:-1], out)
+            return lambda h: self.zeros(p, h)
         return (self.w4 if self.kind == "w4a16" else self.dense)[p]
+
+    def zeros(self, p, h):
+        """A zero output made once per shape (at the warm-up, before graph capture) and shared by
+        all layers (nothing writes into it), so the step without projections launches no kernel
+        in their place."""
+        shape = (*h.shape[:-1], self.dense[p].out_features)
+        if shape not in ZEROS:
+            ZEROS[shape] = h.new_zeros(shape)
+        return ZEROS[shape]
 
     def forward(self, x, cos, sin, pos, mask, kc, vc):
         b, t, _ = x.shape
@@ -152,8 +162,9 @@ def graph_step(model, batch):
 
 
 @torch.no_grad()
-def decode_run(model, kind, batch, prompt, steps, seed=0):
-    """(tokens/s, generated tokens [B, steps], per-step top-2 logit margins of row 0)."""
+def decode_run(model, kind, batch, prompt, steps, seed=0, margins=False):
+    """(tokens/s, generated tokens [B, steps], per-step top-2 logit margins of row 0 when
+    `margins`: they cost kernels of their own, so timed runs leave them out)."""
     model.use(kind)
     model.reset_cache(batch, prompt + steps)
     gen = torch.Generator(device=model.device).manual_seed(seed)
@@ -161,7 +172,7 @@ def decode_run(model, kind, batch, prompt, steps, seed=0):
     g, tok, pos, logits = graph_step(model, batch)      # its warm-up writes position 0; the prompt overwrites it
     first = model(ids, torch.arange(prompt, device=model.device))
     tok.copy_(first.argmax(-1, keepdim=True))
-    out, margins = [tok[:, 0].clone()], [first[0].float().topk(2).values]
+    out, tops = [tok[:, 0].clone()], [first[0].float().topk(2).values]
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     start.record()
@@ -170,13 +181,14 @@ def decode_run(model, kind, batch, prompt, steps, seed=0):
         g.replay()
         tok.copy_(logits.argmax(-1, keepdim=True))
         out.append(tok[:, 0].clone())
-        margins.append(logits[0].float().topk(2).values)
+        if margins:
+            tops.append(logits[0].float().topk(2).values)
     end.record()
     torch.cuda.synchronize()
     ms = start.elapsed_time(end)
     del g
-    margins = [float(m[0] - m[1]) for m in margins]
-    return batch * (steps - 1) / (ms / 1e3), torch.stack(out, 1), margins
+    ZEROS.clear()
+    return batch * (steps - 1) / (ms / 1e3), torch.stack(out, 1), [float(t[0] - t[1]) for t in tops]
 
 
 @torch.no_grad()
@@ -223,7 +235,7 @@ def main(argv=None):
 
     # Greedy check: same prompt, 32 tokens each.
     _, ta, _ = decode_run(model, "w4a16", 1, a.prompt, a.check_steps, seed=1)
-    _, tb, mb = decode_run(model, "dense", 1, a.prompt, a.check_steps, seed=1)
+    _, tb, mb = decode_run(model, "dense", 1, a.prompt, a.check_steps, seed=1, margins=True)
     same = int((ta[0] == tb[0]).long().cumprod(0).sum())
     res["greedy"] = {"steps": a.check_steps, "equal_prefix": same,
                      "margin_at_split": None if same == a.check_steps else mb[same],

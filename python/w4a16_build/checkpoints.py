@@ -85,10 +85,21 @@ def unpack_gptq(qweight, qzeros, scales, g_idx=None, *, zeros_minus_one: bool = 
         # ((stored & 0xF) + 1); the zero-point mode keeps zeros as floats, so 16 is fine.
         z = z + 1
     if g_idx is not None:
-        _check("g_idx", g_idx, g_idx.dtype if isinstance(g_idx, torch.Tensor) else torch.int32, (k,))
-        if g_idx.dtype not in (torch.int32, torch.int64):
-            raise TypeError(f"g_idx must be int32 or int64, got {g_idx.dtype}")
+        check_g_idx(g_idx, k, groups)
     return q, z, scales.t().contiguous(), g_idx
+
+
+def check_g_idx(g_idx, k: int, groups: int, name: str = "g_idx") -> None:
+    """A group index per input feature: an int32/int64 tensor [K] with values in [0, groups)."""
+    if not isinstance(g_idx, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(g_idx).__name__}")
+    if g_idx.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{name} must be int32 or int64, got {g_idx.dtype}")
+    if tuple(g_idx.shape) != (k,):
+        raise ValueError(f"{name} must have shape ({k},), got {tuple(g_idx.shape)}")
+    lo, hi = int(g_idx.min()), int(g_idx.max())
+    if lo < 0 or hi >= groups:
+        raise ValueError(f"{name} must hold group indices in [0, {groups}), got values in [{lo}, {hi}]")
 
 
 def gptq_zero_offset(q: torch.Tensor, stored_zeros: torch.Tensor, g_idx: torch.Tensor | None = None) -> float:
@@ -274,7 +285,10 @@ def load_quantized(path_or_dict, prefix: str = "", *, format: str = "auto", gptq
         if not decided:
             raise ValueError(f"{name} (gptq): {_undecided(offset)}")
         minus_one = next(iter(decided.values()))[0]
-        mod = layer_from_gptq(parts["qweight"], parts["qzeros"], parts["scales"], parts["g_idx"], parts["bias"],
-                              zeros_minus_one=minus_one, dtype=dtype)
+        try:
+            mod = layer_from_gptq(parts["qweight"], parts["qzeros"], parts["scales"], parts["g_idx"], parts["bias"],
+                                  zeros_minus_one=minus_one, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name} (gptq): {e}") from None
         layers[name[len(stem):] if name.startswith(stem) else ""] = mod.to(device) if device is not None else mod
     return dict(sorted(layers.items()))

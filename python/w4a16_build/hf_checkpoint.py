@@ -21,6 +21,7 @@ from torch import nn
 
 from . import checkpoints, pack_quantized
 from .nn import W4A16Linear
+from .nn import unservable_reason as nn_unservable
 
 
 @dataclasses.dataclass
@@ -37,6 +38,9 @@ class LoadReport:
     gptq_rule: str = ""          # how the GPTQ convention was decided: override, data or label
 
 
+# Per format: the tensors a quantized layer must have.
+_REQUIRED = {"gptq": ("qweight", "qzeros", "scales"), "awq": ("qweight", "qzeros", "scales"),
+             "pack-quantized": ("weight_packed", "weight_scale", "weight_shape")}
 # Per format: the suffix that marks a quantized layer, and every suffix that belongs to one.
 _LAYER_PARTS = {
     "gptq": ("qweight", ("qweight", "qzeros", "scales", "g_idx")),
@@ -82,8 +86,8 @@ def _dense_weight(fmt: str, parts: dict, zeros_minus_one: bool | None) -> torch.
         q, s, zp = pack_quantized.unpack_pack_quantized(parts["weight_packed"], parts["weight_scale"],
                                                         parts["weight_shape"], parts["weight_zero_point"])
         g_idx = parts.get("weight_g_idx")
-        if g_idx is not None and bool((g_idx == -1).all()):
-            g_idx = None
+        if g_idx is not None:
+            g_idx = pack_quantized.g_idx_or_none(g_idx, q.shape[1], s.shape[1])
         z = zp.float() if zp is not None else torch.full_like(s, 8, dtype=torch.float32)
     elif fmt == "gptq":
         q, z, s, g_idx = checkpoints.unpack_gptq(parts["qweight"], parts["qzeros"], parts["scales"],
@@ -122,8 +126,11 @@ def _gptq_convention(qc: dict, tensors: dict, names: list[str], override: bool |
     label = _GPTQ_LABELS.get(str(qc.get("checkpoint_format", "")).lower())
     votes = {}
     for n in names:
-        v, _ = checkpoints.gptq_zeros_minus_one_from_data(tensors[f"{n}.qweight"], tensors[f"{n}.qzeros"],
-                                                          tensors[f"{n}.scales"], tensors.get(f"{n}.g_idx"))
+        try:
+            v, _ = checkpoints.gptq_zeros_minus_one_from_data(tensors[f"{n}.qweight"], tensors[f"{n}.qzeros"],
+                                                              tensors[f"{n}.scales"], tensors.get(f"{n}.g_idx"))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{n} (gptq): {e}") from None
         if v is not None:
             votes.setdefault(v, []).append(n)
     if len(votes) > 1:
@@ -141,6 +148,26 @@ def _gptq_convention(qc: dict, tensors: dict, names: list[str], override: bool |
         return None, "no GPTQ layer"
     raise ValueError("GPTQ zero points: neither the data nor the config (checkpoint_format) tells v1 (zeros minus "
                      "one) from v2; pass gptq_zeros_minus_one=True (v1) or False (v2)")
+
+
+def _geometry(fmt: str, parts: dict) -> tuple[int, int, int] | None:
+    """(out_features, in_features, group) as the layer's tensors state them, or None where they
+    do not fit together (the importers then say what is wrong)."""
+    try:
+        if fmt == "pack-quantized":
+            n, k = (int(v) for v in parts["weight_shape"].flatten().tolist())
+            groups = parts["weight_scale"].shape[1]
+        elif fmt == "gptq":
+            k, n = parts["qweight"].shape[0] * 8, parts["qweight"].shape[1]
+            groups = parts["scales"].shape[0]
+        else:
+            k, n = parts["qweight"].shape[0], parts["qweight"].shape[1] * 8
+            groups = parts["scales"].shape[0]
+    except (AttributeError, IndexError, ValueError, TypeError):
+        return None
+    if n <= 0 or k <= 0 or groups <= 0 or k % groups:
+        return None
+    return n, k, k // groups
 
 
 def _float_dtype(t: torch.Tensor | None, dtype: torch.dtype | None) -> torch.dtype:
@@ -178,6 +205,10 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
     report = LoadReport(method=fmt)
     marker, suffixes = _LAYER_PARTS[fmt]
     names = sorted(k[: -len(marker) - 1] for k in tensors if k.endswith("." + marker))
+    for name in names:
+        lacking = [p for p in _REQUIRED[fmt] if f"{name}.{p}" not in tensors]
+        if lacking:
+            raise ValueError(f"{name} ({fmt}): has {marker} but no {', '.join(lacking)}")
     if fmt == "gptq":
         gptq_zeros_minus_one, report.gptq_rule = _gptq_convention(qc, tensors, names, gptq_zeros_minus_one)
         report.gptq_zeros_minus_one = gptq_zeros_minus_one
@@ -193,6 +224,9 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
             raise ValueError(f"{name}: the checkpoint quantizes a layer the model does not have") from None
         if not isinstance(target, nn.Linear):
             raise ValueError(f"{name}: the model's module is a {type(target).__name__}, not an nn.Linear")
+        if f"{name}.weight" in tensors:         # a dense weight beside the quantized one: not ours to pick
+            used.add(f"{name}.weight")
+            report.unexpected.append(f"{name}.weight")
         # The bias follows the model's architecture, as load_state_dict would: a model bias the
         # checkpoint lacks is missing, a checkpoint bias the model has no place for unexpected.
         bias = tensors.get(f"{name}.bias")
@@ -201,23 +235,27 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
             if target.bias is None:
                 report.unexpected.append(f"{name}.bias")
                 bias = None
+            elif tuple(bias.shape) != (target.out_features,):
+                raise ValueError(f"{name}: checkpoint bias {tuple(bias.shape)}, the model's "
+                                 f"({target.out_features},)")
         elif target.bias is not None:
             report.missing.append(f"{name}.bias")
         expected_missing.update({f"{name}.weight", f"{name}.bias"})
-        try:
-            layer = _layer(fmt, parts, bias, _float_dtype(target.weight, dtype), gptq_zeros_minus_one)
-        except (TypeError, ValueError) as e:
-            reason = str(e)
-            layer = None
-        if layer is not None and (layer.in_features, layer.out_features) != (target.in_features,
-                                                                              target.out_features):
-            raise ValueError(f"{name}: checkpoint layer is {layer.out_features}x{layer.in_features}, the model's "
+        geometry = _geometry(fmt, parts)
+        if geometry is not None and geometry[:2] != (target.out_features, target.in_features):
+            raise ValueError(f"{name}: checkpoint layer is {geometry[0]}x{geometry[1]}, the model's "
                              f"{target.out_features}x{target.in_features}")
-        if layer is None:
-            w = _dense_weight(fmt, parts, gptq_zeros_minus_one)
-            if tuple(w.shape) != tuple(target.weight.shape):
-                raise ValueError(f"{name}: checkpoint weight {tuple(w.shape)}, the model's "
-                                 f"{tuple(target.weight.shape)}")
+        # Dense only where the kernels cannot take the layer's shape or group; any other problem
+        # with its tensors is an error naming the layer, never a quietly different model.
+        reason = nn_unservable(*geometry) if geometry is not None else None
+        try:
+            if reason is None:
+                layer = _layer(fmt, parts, bias, _float_dtype(target.weight, dtype), gptq_zeros_minus_one)
+            else:
+                w = _dense_weight(fmt, parts, gptq_zeros_minus_one)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name} ({fmt}): {e}") from None
+        if reason is not None:
             with torch.no_grad():
                 target.weight.copy_(w.to(target.weight.dtype))
                 if bias is not None:

@@ -13,6 +13,17 @@ from .packing import PackedWeight, pack, padded_rows
 from .quant import check_mode, quantize
 
 
+def unservable_reason(out_features: int, in_features: int, group: int) -> str | None:
+    """Why the kernels cannot take a layer of this shape and group size, or None if they can."""
+    if out_features % 8 or in_features % 64:
+        return (f"W4A16Linear needs out_features % 8 == 0 and in_features % 64 == 0, "
+                f"got {out_features} x {in_features}")
+    if group < 1 or in_features % group or (group != in_features and group % 64):
+        return (f"group_size {group} must divide in_features = {in_features} "
+                "and be a multiple of 64 (or equal in_features)")
+    return None
+
+
 class W4A16Linear(nn.Module):
     """y = x @ dequant(W)^T + b with W stored once in the kernels' packed layout.
 
@@ -27,13 +38,10 @@ class W4A16Linear(nn.Module):
         check_mode(mode)
         if dtype not in DTYPES:
             raise TypeError(f"dtype must be torch.float16 or torch.bfloat16, got {dtype}")
-        if out_features % 8 or in_features % 64:
-            raise ValueError(f"W4A16Linear needs out_features % 8 == 0 and in_features % 64 == 0, "
-                             f"got {out_features} x {in_features}")
         group = in_features if mode == "per_column" else group_size
-        if in_features % group or (group != in_features and group % 64):
-            raise ValueError(f"group_size {group_size} must divide in_features = {in_features} "
-                             "and be a multiple of 64 (or equal in_features)")
+        reason = unservable_reason(out_features, in_features, group)
+        if reason:
+            raise ValueError(reason)
         self.in_features, self.out_features = in_features, out_features
         self.group_size, self.mode, self.dtype = group, mode, dtype
         self.tactic = ""  # "" = select per call (selection.py); or a kernel name

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import _act_order
+from .checkpoints import _act_order, check_g_idx
 from .nn import W4A16Linear
 
 SUFFIXES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx", "bias")
@@ -82,6 +82,14 @@ def unpack_pack_quantized(weight_packed, weight_scale, weight_shape, weight_zero
     return q, weight_scale, zp
 
 
+def g_idx_or_none(weight_g_idx, k: int, groups: int):
+    """The checked weight_g_idx, or None for the library's "not set" (all -1: column order)."""
+    if isinstance(weight_g_idx, torch.Tensor) and weight_g_idx.numel() == k and bool((weight_g_idx == -1).all()):
+        return None
+    check_g_idx(weight_g_idx, k, groups, "weight_g_idx")
+    return weight_g_idx
+
+
 def layer_from_pack_quantized(weight_packed, weight_scale, weight_shape, weight_zero_point=None, weight_g_idx=None,
                               bias=None, *, dtype: torch.dtype | None = None) -> W4A16Linear:
     """One W4A16Linear from a pack-quantized layer's tensors (see the module docstring)."""
@@ -90,16 +98,7 @@ def layer_from_pack_quantized(weight_packed, weight_scale, weight_shape, weight_
     groups = s.shape[1]
     group = k // groups
     if weight_g_idx is not None:
-        if not isinstance(weight_g_idx, torch.Tensor) or weight_g_idx.dtype not in (torch.int32, torch.int64):
-            raise TypeError("weight_g_idx must be an int32 or int64 tensor [K]")
-        if tuple(weight_g_idx.shape) != (k,):
-            raise ValueError(f"weight_g_idx must be [{k}], got {tuple(weight_g_idx.shape)}")
-        unset = weight_g_idx == -1
-        if bool(unset.all()):
-            weight_g_idx = None            # the library's "not set": column order
-        elif bool(unset.any()) or bool((weight_g_idx < 0).any()) or bool((weight_g_idx >= groups).any()):
-            raise ValueError(f"weight_g_idx must hold group indices in [0, {groups}) (or all -1 for column "
-                             f"order), got values in [{int(weight_g_idx.min())}, {int(weight_g_idx.max())}]")
+        weight_g_idx = g_idx_or_none(weight_g_idx, k, groups)
     dtype = dtype or (s.dtype if s.dtype in (torch.float16, torch.bfloat16) else torch.float16)
     bias = None if bias is None else bias.to(dtype)
     if zp is None:

@@ -176,12 +176,29 @@ def half_step_off(n=32, k=256, g=64, seed=0):
 
 
 def test_symmetric_zeros_decide_exactly():
+    """A symmetric checkpoint stores 8 (v2) or 7 (v1) everywhere: that decides even where the
+    codes' mean sits half a step off the zero, which the median rule cannot call."""
     from w4a16_build.checkpoints import gptq_zeros_minus_one_from_data
 
     q, z, s = sample(seed=9, symmetric=True)
     for minus_one in (True, False):
         qw, qz = gptq_pack(q, z, zeros_minus_one=minus_one)
         assert gptq_zeros_minus_one_from_data(qw, qz, s.t().contiguous())[0] == minus_one
+    skewed = (8 + torch.arange(q.shape[1]) % 2).to(torch.int8).expand_as(q).contiguous()   # mean 8.5
+    qw, qz = gptq_pack(skewed, z, zeros_minus_one=False)
+    assert gptq_zeros_minus_one_from_data(qw, qz, s.t().contiguous())[0] is False
+
+
+@pytest.mark.parametrize("bad, match", [(-1, r"g_idx must hold group indices in \[0, 4\), got values in \[-1"),
+                                        (4, r"got values in \[0, 4\]")])
+def test_a_g_idx_out_of_range_is_a_clear_error(bad, match):
+    q, z, s = sample(seed=12)
+    qw, qz = gptq_pack(q, z)
+    g_idx = (torch.arange(256) // 64).to(torch.int32)
+    g_idx[3] = bad
+    with pytest.raises(ValueError, match=match):
+        w4a16_build.load_quantized({"l.qweight": qw, "l.qzeros": qz, "l.scales": s.t().contiguous(), "l.g_idx": g_idx},
+                                   gptq_zeros_minus_one=True)
 
 
 def test_data_that_cannot_tell_v1_from_v2_is_refused_unless_told():

@@ -140,7 +140,7 @@ def _pack_along_last(mat, order=tuple(range(8))):
     return _int32(v)
 
 
-def write_gptq_or_awq(path, fmt, *, minus_one=True, label="gptq", group=64, seed=0, bias=False):
+def write_gptq_or_awq(path, fmt, *, minus_one=True, label="gptq", group=64, seed=0, bias=False, half_step=False):
     """A tiny Llama whose projections are min/max-quantized (asymmetric, group 64) and saved in the
     GPTQ or AutoAWQ GEMM layout (packed here from the published formats, independently of the
     importer), with a config.json quantization_config as transformers writes it. Returns
@@ -164,6 +164,9 @@ def write_gptq_or_awq(path, fmt, *, minus_one=True, label="gptq", group=64, seed
             s = (hi - lo) / 15
             z = (-lo / s).round().clamp(1, 15)
             q = (wg / s.unsqueeze(-1) + z.unsqueeze(-1)).round().clamp(0, 15).reshape(n, k).long()
+            if half_step:       # codes whose group means sit half a step above the zero: the data cannot tell
+                z = z.clamp(max=14)
+                q = z.repeat_interleave(group, 1).long() + torch.arange(k) % 2
             ref[name] = (q.float() - z.repeat_interleave(group, 1)) * s.half().float().repeat_interleave(group, 1)
             if fmt == "gptq":
                 # qweight [K/8, N]: bits 4j.. of row r hold k = 8r + j
@@ -226,6 +229,71 @@ def test_a_bias_the_checkpoint_lacks_is_missing_and_one_the_model_lacks_unexpect
     report = load_into(model, tmp_path / "b")
     assert report.unexpected == want, report.unexpected
     assert all(model.get_submodule(n[: -len(".bias")]).bias is None for n in want)
+
+
+def test_the_label_decides_where_the_data_cannot_and_neither_is_an_error(tmp_path):
+    ref, _ = write_gptq_or_awq(tmp_path, "gptq", minus_one=False, label="gptq_v2", half_step=True)
+    model = fresh_model()
+    report = load_into(model, tmp_path)
+    assert report.gptq_zeros_minus_one is False and report.gptq_rule.startswith("label"), report.gptq_rule
+    name = sorted(ref)[0]
+    torch.testing.assert_close(dequantize_packed(model.get_submodule(name).packed).float(), ref[name],
+                               rtol=2e-3, atol=1e-3)
+    write_gptq_or_awq(tmp_path / "b", "gptq", minus_one=False, label=None, half_step=True)
+    with pytest.raises(ValueError, match="neither the data nor the config"):
+        load_into(fresh_model(), tmp_path / "b")
+
+
+def _edit(path, fn):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path / "model.safetensors"))
+    fn(tensors)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path / "model.safetensors"))
+
+
+def test_a_bad_tensor_is_an_error_naming_the_layer_never_a_dense_stand_in(tmp_path):
+    """A layer the kernels could take but whose tensors are wrong must not fall back to the dense
+    path (which broadcast a [1] bias and read a g_idx of -1 as the last group)."""
+    write_gptq_or_awq(tmp_path, "awq", bias=True)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, attention_bias=True)).to(torch.float16)
+    _edit(tmp_path, lambda t: t.update({"model.layers.0.self_attn.q_proj.bias": torch.ones(1, dtype=torch.float16)}))
+    with pytest.raises(ValueError, match=r"model.layers.0.self_attn.q_proj: checkpoint bias \(1,\)"):
+        load_into(model, tmp_path)
+
+    write_checkpoint(tmp_path / "g32", group=32)          # dense path: group 32
+    g = (torch.arange(256) // 32).to(torch.int32)
+    g[:64] = -1
+    _edit(tmp_path / "g32", lambda t: t.update({"model.layers.1.mlp.down_proj.weight_g_idx": g}))
+    with pytest.raises(ValueError, match=r"model.layers.1.mlp.down_proj \(pack-quantized\): weight_g_idx must hold"):
+        load_into(fresh_model(), tmp_path / "g32")
+
+
+def test_a_layer_missing_a_tensor_is_named(tmp_path):
+    write_gptq_or_awq(tmp_path, "gptq")
+    _edit(tmp_path, lambda t: t.pop("model.layers.0.mlp.up_proj.qzeros"))
+    with pytest.raises(ValueError, match=r"model.layers.0.mlp.up_proj \(gptq\): has qweight but no qzeros"):
+        load_into(fresh_model(), tmp_path)
+
+
+def test_a_dense_weight_beside_a_quantized_layer_is_unexpected_not_loaded(tmp_path):
+    ref, _ = write_checkpoint(tmp_path, group=32)
+    name = "model.layers.0.mlp.gate_proj"
+    _edit(tmp_path, lambda t: t.update({f"{name}.weight": torch.zeros(256, 128, dtype=torch.float16)}))
+    model = fresh_model()
+    report = load_into(model, tmp_path)
+    assert f"{name}.weight" in report.unexpected
+    torch.testing.assert_close(model.get_submodule(name).weight.float(), ref[name].float(), rtol=2e-3, atol=1e-3)
+
+
+def test_served_layers_take_each_replaced_layers_dtype(tmp_path):
+    write_checkpoint(tmp_path)
+    model = fresh_model().to(torch.bfloat16)
+    report = load_into(model, tmp_path)
+    assert {model.get_submodule(n).dtype for n in report.served} == {torch.bfloat16}
+    assert load_into(fresh_model(), tmp_path, dtype=torch.bfloat16).served   # the argument wins too
 
 
 def test_a_model_on_the_meta_device_is_refused(tmp_path):
