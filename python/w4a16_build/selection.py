@@ -1,8 +1,7 @@
 """Which compiled tactic a call runs: tuned choice first, the shipped heuristic otherwise.
 
 M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its
-bucket's tuned choice if tuned (tuning.py writes them), else the next larger tuned bucket's,
-else the heuristic table (heuristics.json: size rules for layers smaller than every measured
+bucket's tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules for layers smaller than every measured
 shape, then measured rows for the nearest measured shape, then rules that rank kernels by their
 configuration, each family's `rank_key` in the generator's model). Choices are memoized per (device, dtype, mode, group, N, K, bucket): after the first
 call a selection is one dict lookup.
@@ -35,10 +34,10 @@ def bucket_for(m: int) -> int:
 
 
 def pick_bucket(tuned: dict[int, tuple[str, float]], m: int):
-    """Exact bucket, else the next larger tuned one; None if neither exists."""
-    b = bucket_for(m)
-    larger = sorted(x for x in tuned if x >= b)
-    return tuned[larger[0]] if larger else None
+    """m's bucket's tuned choice, or None. A bucket tune() did not time falls to the heuristic,
+    not to another bucket's choice: that was never measured at this M (and tune() checks a choice
+    against the heuristic only at the M of its own bucket)."""
+    return tuned.get(bucket_for(m))
 
 
 @functools.lru_cache(maxsize=None)

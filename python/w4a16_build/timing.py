@@ -18,6 +18,10 @@ from .dtypes import TORCH
 from .packing import PackedWeight, pack
 from .quant import quantize
 
+# Idle before measurements that are compared: a large-M call leaves the card power-capped at a
+# lower SM clock for a moment (benchmarks/NOTES.md).
+SETTLE_S = 0.3
+
 
 def n_copies(bytes_per_copy: int, device=None) -> int:
     """Copies whose total is at least 4x the L2, at least 2."""

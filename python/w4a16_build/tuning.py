@@ -2,9 +2,15 @@
 
     w4a16_build.tune(n, k, "fp16", "groupwise", 128)   # time every tactic per M bucket, cache it
 
-Selection (selection.py) reads what this writes. With W4A16_TUNE=1 an untuned shape is
-tuned on its first gemm() (`select_tactic` here, through `tune_if_requested`), except during
-CUDA graph capture.
+Per bucket: every applicable tactic is screened (one short round each, one after another), then
+the FINALISTS fastest and the heuristic's own choice (what gemm() runs untuned) are timed again in
+interleaved rounds, after an idle pause, so all of them see the same clock and power state (a
+large-M call leaves the card power-capped for a moment: back-to-back timing made tune() pick
+slower kernels than the heuristic on a down-projection, issue 16). A tuned choice is kept only
+where it beats the heuristic's choice by KEEP_MARGIN in those same rounds; elsewhere the bucket
+stores the heuristic's choice. That holds at the M the bucket was timed at; other M of the bucket
+can still run slower than untuned (measured: bucket 4096's choice at M=3000, benchmarks/NOTES.md).
+A bucket tune() did not time is not served by another bucket's choice (selection.py).
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ import torch
 
 from ._ext import build_info
 from .dtypes import TORCH, name_of
-from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device,
+from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device, compiled,
                       launch_or_raise, pieces, problem, status_string, tactics)
 from . import selection
 from .selection import BUCKETS, bucket_for, cache_key, forget_shape, tuned_choices
-from .timing import random_packed, time_graph, weight_copies
+from .timing import SETTLE_S, random_packed, time_graph, time_interleaved, weight_copies
 from .tune_cache import TuneCache
 
 log = logging.getLogger("w4a16_build")
+
+
+FINALISTS = 3          # screened leaders timed again, in the same rounds as the heuristic's choice
+KEEP_MARGIN = 0.02     # a tuned choice replaces the heuristic's only when this much faster there
 
 
 def choose(timings: dict[str, float]) -> tuple[str, float]:
@@ -33,16 +43,52 @@ def choose(timings: dict[str, float]) -> tuple[str, float]:
     return name, timings[name]
 
 
+def decide_bucket(screen, confirm, applicable: list[str], heuristic: str | None,
+                  finalists: int = FINALISTS, margin: float = KEEP_MARGIN) -> tuple[str, float, dict]:
+    """One bucket's choice: (tactic, seconds, record).
+
+    screen(names) -> {name: seconds} times each tactic on its own (short); confirm(names) ->
+    {name: seconds} times them in interleaved rounds. The `finalists` fastest screened and the
+    heuristic's choice are confirmed; the fastest there wins only if it is the heuristic's choice
+    or at least `margin` faster than it. record: {"screen", "confirm", "heuristic", "kept"}."""
+    screened = screen(applicable)
+    if not screened:
+        raise W4A16Error("no tactic could be timed")
+    leaders = sorted(screened, key=lambda t: (screened[t], t))[:finalists]
+    if heuristic is not None and heuristic in screened and heuristic not in leaders:
+        leaders.append(heuristic)
+    confirmed = confirm(leaders)
+    best, sec = choose(confirmed)
+    kept = "tuned"
+    if heuristic in confirmed and best != heuristic and not sec < confirmed[heuristic] * (1 - margin):
+        best, sec, kept = heuristic, confirmed[heuristic], "heuristic"
+    elif best == heuristic:
+        kept = "heuristic"
+    return best, sec, {"screen": screened, "confirm": confirmed, "heuristic": heuristic, "kept": kept}
+
+
+def heuristic_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int, sms: int,
+                     applicable: list[str]) -> str | None:
+    """What gemm() runs for this call untuned: the heuristic table's first applicable tactic."""
+    kernels = [compiled()[t] for t in tactics(dtype, mode)]
+    ok = set(applicable)
+    return next((t for t in selection.rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group,
+                                                        k=k) if t in ok), None)
+
+
 def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwise", group_size: int = 128,
          m_values: list[int] | None = None, *, device=None, time_budget_s: float = 120.0,
-         progress: bool = True, cache: TuneCache | None = None) -> dict[int, tuple[str, float]]:
+         progress: bool = True, cache: TuneCache | None = None,
+         details: dict | None = None) -> dict[int, tuple[str, float]]:
     """Time every applicable compiled tactic for each M bucket; store the winners.
 
-    Returns {bucket: (tactic, microseconds)}. A tactic that cannot implement a
-    problem or fails is skipped with a logged reason. Each tactic is timed as
-    CUDA graph replays (no host overhead in the number) over enough weight
-    copies to touch 4x the L2 per pass, so weights are not served from L2.
-    Buckets left when the time budget runs out are skipped (logged).
+    Returns {bucket: (tactic, microseconds)}: per bucket the fastest tactic where it beats the
+    heuristic's choice in the same interleaved rounds, else the heuristic's choice (module
+    docstring). A tactic that cannot implement a problem or fails is skipped with a logged
+    reason. Each tactic is timed as CUDA graph replays (no host overhead in the number) over
+    enough weight copies to touch 4x the L2 per pass, so weights are not served from L2.
+    Buckets left when the time budget runs out are skipped (logged). `details`, if given, gets
+    {bucket: decide_bucket's record, times in microseconds}.
     """
     dtype = name_of(dtype)
     if not torch.cuda.is_available():
@@ -75,20 +121,50 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             x = torch.randn(pm, k, device=device, dtype=TORCH[dtype])
             out = torch.empty(pm, n, device=device, dtype=TORCH[dtype])
             probs = [problem(x, p, out, sms=sms) for p in packs]
-            timings = {}
+            applicable = []
             for t in names:
                 st = can_implement(t, probs[0])
                 if st != 0:
                     log.debug("skip %s at M=%d: %s", t, m, status_string(st))
                     continue
+                applicable.append(t)
+            if not applicable:
+                bar.update(1)
+                continue
+            copies = len(probs)
+
+            def run(t, probs=probs):
+                return lambda i: launch_or_raise(t, probs[i], device)
+
+            def screen(ts):
+                timings = {}
+                time.sleep(SETTLE_S)
+                for t in ts:
+                    try:
+                        timings[t] = time_graph(run(t), copies, replays=10, repeats=1)
+                    except Exception as e:  # a failing tactic is skipped, never fatal
+                        log.warning("w4a16_build.tune: %s failed at M=%d (%s); skipped", t, m, e)
+                return timings
+
+            def confirm(ts):
+                time.sleep(SETTLE_S)
                 try:
-                    timings[t] = time_graph(lambda i: launch_or_raise(t, probs[i], device), len(packs),
-                                            replays=10, repeats=2)
-                except Exception as e:  # a failing tactic is skipped, never fatal
-                    log.warning("w4a16_build.tune: %s failed at M=%d (%s); skipped", t, m, e)
-            if timings:
-                tactic, sec = choose(timings)
-                results[bucket_for(m)] = (tactic, sec * 1e6)
+                    return dict(zip(ts, time_interleaved([(run(t), copies) for t in ts], replays=10, repeats=3)))
+                except Exception as e:  # one of them failed now: time them one by one instead
+                    log.warning("w4a16_build.tune: interleaved timing failed at M=%d (%s); timing one by one",
+                                m, e)
+                    return screen(ts)
+
+            heur = heuristic_choice(dtype, mode, group, n, k, pm, sms, applicable)
+            try:
+                tactic, sec, record = decide_bucket(screen, confirm, applicable, heur)
+            except W4A16Error:
+                bar.update(1)
+                continue
+            results[bucket_for(m)] = (tactic, sec * 1e6)
+            if details is not None:
+                details[bucket_for(m)] = {**record, "screen": {t: v * 1e6 for t, v in record["screen"].items()},
+                                          "confirm": {t: v * 1e6 for t, v in record["confirm"].items()}}
             bar.update(1)
         bar.close()
         del packs

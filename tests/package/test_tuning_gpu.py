@@ -1,0 +1,46 @@
+"""tune() on the GPU (issue 16, item 5): a tuned choice is the heuristic's own or beat it in the
+same interleaved rounds, and the heuristic's choice it compares with is what gemm() runs untuned."""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+
+import w4a16_build  # noqa: E402
+from w4a16_build import selection  # noqa: E402
+from w4a16_build.kernels import can_implement, check_device, problem  # noqa: E402
+from w4a16_build.timing import random_packed  # noqa: E402
+from w4a16_build.tune_cache import TuneCache  # noqa: E402
+from w4a16_build.tuning import KEEP_MARGIN  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+def untuned_choice(n, k, m):
+    """What gemm() selects with an empty tuning cache (the heuristic table)."""
+    p = random_packed(n, k, "fp16", "groupwise", 128, "cuda")
+    x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+    prob = problem(x, p, torch.empty(m, n, device="cuda", dtype=torch.float16), sms=check_device(x.device))
+    kernels = [w4a16_build.kernels.compiled()[t] for t in w4a16_build.tactics("fp16", "groupwise")]
+    order = selection.rank_by_heuristic(kernels, m, n, check_device(x.device), dtype="fp16", mode="groupwise",
+                                        group=128, k=k)
+    return next(t for t in order if can_implement(t, prob) == 0)
+
+
+@pytest.mark.parametrize("n, k", [(3584, 18944), (5120, 3072)])   # a down-projection (K ~ 19K); a small o-proj
+def test_tune_keeps_a_choice_only_where_it_beat_the_heuristic_in_the_same_rounds(tmp_path, monkeypatch, n, k):
+    if not w4a16_build.tactics("fp16", "groupwise"):
+        pytest.skip("no fp16 groupwise kernels in this build")
+    monkeypatch.setenv("W4A16_TUNE_CACHE", str(tmp_path / "empty.json"))
+    details = {}
+    res = w4a16_build.tune(n, k, "fp16", "groupwise", 128, m_values=[1024, 4096], progress=False,
+                           cache=TuneCache(tmp_path / "t.json"), details=details)
+    assert set(res) == {1024, 4096}
+    for b, (tactic, us) in res.items():
+        rec = details[b]
+        h = rec["heuristic"]
+        assert h == untuned_choice(n, k, b)
+        assert h in rec["confirm"] and us == rec["confirm"][tactic]
+        if tactic != h:
+            assert us < rec["confirm"][h] * (1 - KEEP_MARGIN), rec
+        print(f"{n}x{k} M={b}: kept {rec['kept']} {tactic} {us:.1f} us; heuristic {h} "
+              f"{rec['confirm'][h]:.1f} us; screened {len(rec['screen'])}")
