@@ -96,8 +96,11 @@ def _dense_weight(fmt: str, parts: dict, zeros_minus_one: bool | None) -> torch.
     else:
         q, z, s = checkpoints.unpack_awq(parts["qweight"], parts["qzeros"], parts["scales"])
         g_idx, z = None, z.float()
-    k = q.shape[1]
-    gid = g_idx.long() if g_idx is not None else torch.arange(k) // (k // s.shape[1])
+    k, groups = q.shape[1], s.shape[1]
+    if g_idx is None and k % groups:
+        raise ValueError(f"in_features {k} is not a multiple of the {groups} groups and there is no g_idx "
+                         "saying which group each input feature belongs to")
+    gid = g_idx.long() if g_idx is not None else torch.arange(k) // (k // groups)
     return (q.float() - z[:, gid]) * s.float()[:, gid]
 
 
@@ -151,8 +154,9 @@ def _gptq_convention(qc: dict, tensors: dict, names: list[str], override: bool |
 
 
 def _geometry(fmt: str, parts: dict) -> tuple[int, int, int] | None:
-    """(out_features, in_features, group) as the layer's tensors state them, or None where they
-    do not fit together (the importers then say what is wrong)."""
+    """(out_features, in_features, group) as the layer's tensors state them (group 0 where K is
+    not a multiple of the group count: GPTQ stores a last, partial group), or None where they do
+    not fit together (the importers then say what is wrong)."""
     try:
         if fmt == "pack-quantized":
             n, k = (int(v) for v in parts["weight_shape"].flatten().tolist())
@@ -165,9 +169,9 @@ def _geometry(fmt: str, parts: dict) -> tuple[int, int, int] | None:
             groups = parts["scales"].shape[0]
     except (AttributeError, IndexError, ValueError, TypeError):
         return None
-    if n <= 0 or k <= 0 or groups <= 0 or k % groups:
+    if n <= 0 or k <= 0 or groups <= 0:
         return None
-    return n, k, k // groups
+    return n, k, (k // groups if k % groups == 0 else 0)   # 0: a last, partial group
 
 
 def _float_dtype(t: torch.Tensor | None, dtype: torch.dtype | None) -> torch.dtype:
@@ -247,7 +251,11 @@ def load_into(model: nn.Module, checkpoint_dir, *, dtype: torch.dtype | None = N
                              f"{target.out_features}x{target.in_features}")
         # Dense only where the kernels cannot take the layer's shape or group; any other problem
         # with its tensors is an error naming the layer, never a quietly different model.
-        reason = nn_unservable(*geometry) if geometry is not None else None
+        if geometry is not None and geometry[2] == 0:
+            reason = (f"in_features {geometry[1]} is not a multiple of the checkpoint's group count (a last, "
+                      "partial group): the kernels take whole groups only")
+        else:
+            reason = nn_unservable(*geometry) if geometry is not None else None
         try:
             if reason is None:
                 layer = _layer(fmt, parts, bias, _float_dtype(target.weight, dtype), gptq_zeros_minus_one)

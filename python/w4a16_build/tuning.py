@@ -58,6 +58,8 @@ def decide_bucket(screen, confirm, applicable: list[str], heuristic: str | None,
     if heuristic is not None and heuristic in screened and heuristic not in leaders:
         leaders.append(heuristic)
     confirmed = confirm(leaders)
+    if not confirmed:
+        raise W4A16Error("no tactic could be timed again")
     best, sec = choose(confirmed)
     kept = "tuned"
     if heuristic in confirmed and best != heuristic and not sec < confirmed[heuristic] * (1 - margin):

@@ -288,12 +288,39 @@ def test_a_dense_weight_beside_a_quantized_layer_is_unexpected_not_loaded(tmp_pa
     torch.testing.assert_close(model.get_submodule(name).weight.float(), ref[name].float(), rtol=2e-3, atol=1e-3)
 
 
+def test_a_gptq_layer_with_a_last_partial_group_loads_dense(tmp_path):
+    """K = 320 with group 128: GPTQ stores 3 groups (the last one partial) and a g_idx; the kernels
+    take whole groups only, so the layer is dequantized into its nn.Linear, not refused."""
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(5)
+    n, k = 64, 320
+    g_idx = (torch.arange(k) // 128).to(torch.int32)
+    q = torch.randint(0, 16, (n, k), generator=gen)
+    z = torch.randint(1, 16, (n, 3), generator=gen)
+    sc = (torch.rand(n, 3, generator=gen) * 0.01 + 0.001).half()
+    save_file({"lin.qweight": _pack_along_last(q).t().contiguous(),
+               "lin.qzeros": _pack_along_last((z - 1).t().contiguous()),
+               "lin.scales": sc.t().contiguous(), "lin.g_idx": g_idx}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
+        "quant_method": "gptq", "bits": 4, "group_size": 128, "checkpoint_format": "gptq"}}))
+    model = torch.nn.Module()
+    model.lin = torch.nn.Linear(k, n, bias=False).half()
+    report = load_into(model, tmp_path, gptq_zeros_minus_one=True)
+    assert list(report.dense) == ["lin"] and "partial group" in report.dense["lin"]
+    gid = g_idx.long()
+    want = (q.float() - z.float()[:, gid]) * sc.float()[:, gid]
+    torch.testing.assert_close(model.lin.weight.float(), want, rtol=2e-3, atol=1e-4)
+
+
 def test_served_layers_take_each_replaced_layers_dtype(tmp_path):
     write_checkpoint(tmp_path)
     model = fresh_model().to(torch.bfloat16)
     report = load_into(model, tmp_path)
     assert {model.get_submodule(n).dtype for n in report.served} == {torch.bfloat16}
-    assert load_into(fresh_model(), tmp_path, dtype=torch.bfloat16).served   # the argument wins too
+    model = fresh_model()
+    report = load_into(model, tmp_path, dtype=torch.bfloat16)                  # the argument wins too
+    assert report.served and {model.get_submodule(n).dtype for n in report.served} == {torch.bfloat16}
 
 
 def test_a_model_on_the_meta_device_is_refused(tmp_path):

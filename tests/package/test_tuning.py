@@ -71,6 +71,13 @@ def test_a_tuned_choice_must_beat_the_heuristic_by_the_margin_in_the_same_rounds
     assert tactic == kept and rec["kept"] == ("heuristic" if kept == "h" else "tuned")
 
 
+def test_nothing_confirmed_is_the_package_error_not_a_bare_value_error():
+    from w4a16_build.kernels import W4A16Error
+
+    with pytest.raises(W4A16Error, match="no tactic could be timed again"):
+        decide_bucket(lambda names: {"a": 1.0}, lambda names: {}, ["a"], "a")
+
+
 def test_without_a_heuristic_choice_the_fastest_confirmed_wins():
     screen, confirm, _ = fake_timers({"a": 1.0, "b": 0.9}, {"a": 0.8, "b": 0.9})
     assert decide_bucket(screen, confirm, ["a", "b"], None)[:2] == ("a", 0.8)

@@ -16,14 +16,16 @@ pytestmark = pytest.mark.gpu
 
 
 def untuned_choice(n, k, m):
-    """What gemm() selects with an empty tuning cache (the heuristic table)."""
-    p = random_packed(n, k, "fp16", "groupwise", 128, "cuda")
-    x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-    prob = problem(x, p, torch.empty(m, n, device="cuda", dtype=torch.float16), sms=check_device(x.device))
-    kernels = [w4a16_build.kernels.compiled()[t] for t in w4a16_build.tactics("fp16", "groupwise")]
-    order = selection.rank_by_heuristic(kernels, m, n, check_device(x.device), dtype="fp16", mode="groupwise",
-                                        group=128, k=k)
-    return next(t for t in order if can_implement(t, prob) == 0)
+    """What gemm()'s selection picks with an empty tuning cache (W4A16_TUNE_CACHE points at a file
+    that does not exist) and nothing memoized: the real path, not a copy of the tuner's logic."""
+    device = torch.device("cuda", torch.cuda.current_device())
+    p = random_packed(n, k, "fp16", "groupwise", 128, device)
+    x = torch.randn(m, k, device=device, dtype=torch.float16)
+    prob = problem(x, p, torch.empty(m, n, device=device, dtype=torch.float16), sms=check_device(device))
+    selection.clear_memo()
+    choice = selection.select_tactic("fp16", "groupwise", 128, n, k, m, device, lambda t: can_implement(t, prob) == 0)
+    selection.clear_memo()
+    return choice
 
 
 @pytest.mark.parametrize("n, k", [(3584, 18944), (5120, 3072)])   # a down-projection (K ~ 19K); a small o-proj
