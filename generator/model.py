@@ -279,13 +279,17 @@ class GemvConfig(Kernel):
 
 
 # The skinny kernels (gemv/skinny_kernel.cuh): the small-batch tensor-core GEMM
-# for M up to 128. A CTA of 8 warps, each owning 16 or 32 output rows; x and the
-# scales stream through a 4-slot ring in K stages, the weight through a ring of
-# `stages` bulk-copy stages per warp; clusters of CTAs split K.
+# for M up to 128. A CTA of 8 warps. With k_warps = 1 each warp owns 16 or 32
+# output rows, x and the scales stream through a 4-slot ring in K stages, the
+# weight through a ring of `stages` bulk-copy stages per warp, and clusters of
+# CTAs split K. With k_warps = 2, 4 or 8 (gemv/skinny_wsplit_kernel.cuh) the
+# warps of one CTA split K instead (8 / k_warps row blocks of 16 rows per CTA,
+# x of the whole K resident, no cluster): the small-layer, few-token form.
 SKINNY_CHUNK_K = 64
 SKINNY_MAX_M = (16, 32, 64, 128)     # token tiles of 8 (the mma N dimension): 2, 4, 8, 16
 SKINNY_ROWS_PER_WARP = (16, 32)
 SKINNY_STAGES = (2, 4, 8)            # weight-ring stages per warp (1-2 KB each)
+SKINNY_K_WARPS = (1, 2, 4, 8)        # warps of a CTA that split K (1: split K over a cluster)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +301,7 @@ class SkinnyConfig(Kernel):
     max_m: int
     rows_per_warp: int
     stages: int
+    k_warps: int = 1
 
     family: ClassVar[str] = "skinny"
     manifest_key: ClassVar[str] = "skinny"
@@ -308,20 +313,24 @@ class SkinnyConfig(Kernel):
         "max_m": _ints(SKINNY_MAX_M),
         "rows_per_warp": _ints(SKINNY_ROWS_PER_WARP),
         "stages": _ints(SKINNY_STAGES),
+        "k_warps": _ints(SKINNY_K_WARPS),
     }
+    RULES: ClassVar[dict] = rules.SKINNY_RULES
+    # The k_warps part is left out where it is 1 (the names from before the axis existed).
     NAME_RE: ClassVar[re.Pattern] = re.compile(
         r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny_m(?P<max_m>\d+)_r(?P<rows_per_warp>\d+)"
-        r"_s(?P<stages>\d+)")
-    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES"
+        r"_s(?P<stages>\d+)(?:_kw(?P<k_warps>\d+))?")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS]"
     template: ClassVar[str] = "skinny_kernels.cu.j2"
-    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_launch.cuh"
+    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_*launch.cuh"
     # Measured: 12 kernels of the harness compile in 8 s on 2 cores (ptxas, no CUTLASS headers).
     cost: ClassVar[BuildCost] = BuildCost(file_s=0.0, kernel_s=5.0, file_gb=0.3, kernel_gb=0.05, kernel_kb=45.0)
 
     @property
     def name(self) -> str:
+        kw = f"_kw{self.k_warps}" if self.k_warps != 1 else ""
         return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_skinny_m{self.max_m}"
-                f"_r{self.rows_per_warp}_s{self.stages}")
+                f"_r{self.rows_per_warp}_s{self.stages}{kw}")
 
     @property
     def row_blocks_per_warp(self) -> int:
@@ -337,12 +346,12 @@ class SkinnyConfig(Kernel):
 
     def axis_values(self) -> dict[str, Any]:
         return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
-                "rows_per_warp": self.rows_per_warp, "stages": self.stages}
+                "rows_per_warp": self.rows_per_warp, "stages": self.stages, "k_warps": self.k_warps}
 
     @classmethod
     def from_axes(cls, v: dict[str, str]) -> "SkinnyConfig":
         cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["rows_per_warp"]),
-                  int(v["stages"]))
+                  int(v["stages"]), int(v.get("k_warps") or 1))
         outside = cfg.outside_axes()
         if outside:
             raise ValueError(outside)
@@ -350,9 +359,9 @@ class SkinnyConfig(Kernel):
 
     def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
         # The smallest token tile that takes m (tiles past m are skipped, but the ring is sized by
-        # m and a larger tile spends registers), then the rule's rows per warp and stages.
-        return (self.max_m, self.rows_per_warp != rule.get("rows_per_warp", 16),
-                self.stages != rule.get("stages", 4))
+        # m and a larger tile spends registers), then the rule's K split, rows per warp and stages.
+        return (self.max_m, self.k_warps != rule.get("k_warps", 1),
+                self.rows_per_warp != rule.get("rows_per_warp", 16), self.stages != rule.get("stages", 4))
 
 
 # Every family, in the order generated files and lists show them. Everything else (manifest

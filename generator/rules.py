@@ -169,6 +169,16 @@ RULES: dict[str, Rule] = {
 }
 
 
+# The skinny family (model.SkinnyConfig).
+def skinny_wsplit_rows(cfg) -> Optional[str]:
+    if cfg.k_warps > 1 and cfg.rows_per_warp != 16:
+        return f"k_warps {cfg.k_warps} splits K between warps that each own one 16-row block (rows_per_warp 16)"
+    return None
+
+
+SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows}
+
+
 def violations(cfg) -> list[tuple[str, str]]:
     """All (rule name, reason) pairs a configuration of any family breaks: its family's
     RULES (model.py; these for CUTLASS, none for the GEMV, whose axes say all)."""

@@ -98,3 +98,19 @@ def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
     assert parse_name("bf16_int4_groupwise_zero_skinny_m64_r32_s8").family == "skinny"
     with pytest.raises(ValueError):                            # 48 is not a token tile it has
         parse_name("fp16_int4_groupwise_skinny_m48_r16_s4")
+
+
+def test_skinny_k_warps_names():
+    """Issue 15: the warp-split form is named by a _kwN part; k_warps 1 (the cluster form) keeps the
+    names it had before the axis existed, so _kw1 is not a spelling of any kernel."""
+    old = parse_name("fp16_int4_groupwise_skinny_m16_r16_s4")
+    assert old.k_warps == 1 and old.name == "fp16_int4_groupwise_skinny_m16_r16_s4"
+    new = parse_name("bf16_int4_groupwise_zero_skinny_m32_r16_s2_kw8")
+    assert (new.k_warps, new.max_m, new.stages) == (8, 32, 2) and new.to_dict()["k_warps"] == 8
+    assert not new.violations()
+    with pytest.raises(ValueError, match="not spelled"):
+        parse_name("fp16_int4_groupwise_skinny_m16_r16_s4_kw1")
+    with pytest.raises(ValueError, match="k_warps 3"):
+        parse_name("fp16_int4_groupwise_skinny_m16_r16_s4_kw3")
+    # K parts own 16-row blocks: 32 rows per warp is not a warp-split kernel.
+    assert [r for r, _ in parse_name("fp16_int4_groupwise_skinny_m16_r32_s4_kw4").violations()] == ["skinny_wsplit_rows"]

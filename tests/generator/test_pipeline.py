@@ -155,3 +155,25 @@ def test_gemv_shards_use_the_gemv_template(tmp_path):
     text = (tmp_path / "kernels" / gemv_files[0]).read_text()
     assert "w4a16::gemv::Gemv<__half, w4a16::QuantMode::kGroupwise, 1, 1, 8>" in text
     assert "w4a16::gemv::Gemv<__half, w4a16::QuantMode::kGroupwise, 2, 1, 8>" in text
+
+
+def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
+    """Issue 15: k_warps > 1 is the warp-split form (gemv/skinny_wsplit_*.cuh); k_warps 1 stays the
+    cluster form, and a file of cluster-form kernels does not include the warp-split header."""
+    text = SMALL.format(kpf=8).replace(
+        "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], max_m: [16], rows_per_warp: [16, 32], "
+        "stages: [2], k_warps: [1, 8]}")
+    p = plan(parse(text, "s.yaml"))
+    names = sorted(k.name for k in p.kernels if k.family == "skinny")
+    # rows_per_warp 32 with k_warps 8 breaks skinny_wsplit_rows: three kernels, not four.
+    assert names == ["fp16_int4_groupwise_skinny_m16_r16_s2", "fp16_int4_groupwise_skinny_m16_r16_s2_kw8",
+                     "fp16_int4_groupwise_skinny_m16_r32_s2"]
+    assert any(r.config.name.endswith("_r32_s2_kw8") and "skinny_wsplit_rows" in r.rule for r in p.rejected)
+    render(p, tmp_path)
+    text = "".join((tmp_path / "kernels" / s.filename).read_text() for s in p.shards if s.kernels[0].family == "skinny")
+    assert "w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>" in text
+    assert "w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, 1, 2>" in text
+    assert "w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, 2, 2>" in text
+    lines = text.splitlines()
+    assert lines.count('#include "gemv/skinny_wsplit_launch.cuh"') == 1
+    assert lines.count('using Impl = w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>;') == 1

@@ -111,4 +111,4 @@ def test_installed_generate_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "w4a16_build.generate", "--list", "--manifest", "minimal"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "28 kernels (manifest minimal)"
+    assert r.stdout.strip().splitlines()[-1] == "34 kernels (manifest minimal)"

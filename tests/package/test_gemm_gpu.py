@@ -131,3 +131,29 @@ def test_empty_m():
     p, info = any_weight()
     x = torch.empty(0, 512, device="cuda", dtype=DT[info["dtype"]])
     assert w4a16_build.gemm(x, p).shape == (0, 256)
+
+
+def test_warp_split_kernel_refuses_an_x_too_large_and_the_selection_takes_the_next():
+    """Issue 15: the warp-split skinny kernel keeps x of the whole K in shared memory, so it refuses
+    a call whose m * K does not fit; where its size rule ranks it first (M <= 8, N*K <= 4.2M) the
+    selection must take the next tactic, and a call naming it must be refused cleanly."""
+    from w4a16_build import selection
+    from w4a16_build.runner import selected_tactic
+
+    names = [k["name"] for k in KERNELS if k["family"] == "skinny" and k.get("k_warps", 1) == 8
+             and k["dtype"] == "fp16" and k["mode"] == "groupwise"]
+    if not names:
+        pytest.skip("no fp16 groupwise warp-split kernel in this build")
+    n, k = 256, 16384                                   # N*K = 4.19M; x of 8 tokens = 262 KB
+    p, w_ref = make_weight(n, k, "groupwise", 128, torch.float16)
+    x = torch.randn(8, k, device="cuda", dtype=torch.float16)
+    out = torch.full((8, n), float("nan"), device="cuda", dtype=torch.float16)
+    with pytest.raises(ValueError, match="cannot run"):
+        w4a16_build.gemm(x, p, tactic=names[0], out=out)
+    assert torch.isnan(out).all(), "a refused call touched out"
+    ranked = selection.ranked_tactics("fp16", "groupwise", 128, n, k, 8, x.device)
+    assert ranked[0] in names, ranked[:3]                # the rule ranks it first ...
+    assert selected_tactic(x, p) not in names            # ... and the selection passes it by
+    assert rel_err(w4a16_build.gemm(x, p), x.float() @ w_ref.t()) < TOL["fp16"]
+    x1 = x[:1].contiguous()                              # one token fits: it runs there
+    assert rel_err(w4a16_build.gemm(x1, p, tactic=names[0]), x1.float() @ w_ref.t()) < TOL["fp16"]

@@ -137,6 +137,7 @@ ALIAS = {
     "g8r16": "fp16_int4_groupwise_gemv_m8_r16_s4", "g8r32": "fp16_int4_groupwise_gemv_m8_r32_s4",
     "g16r16": "fp16_int4_groupwise_gemv_m16_r16_s4", "g16r32": "fp16_int4_groupwise_gemv_m16_r32_s4",
     "s16": "fp16_int4_groupwise_skinny_m16_r16_s4", "s64": "fp16_int4_groupwise_skinny_m64_r16_s4",
+    "w8": "fp16_int4_groupwise_skinny_m16_r16_s2_kw8",
     "c16sk": "fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
     "c64sk": "fp16_int4_groupwise_t128x64x64_c1x1_coop_streamk",
     "c64p": "fp16_int4_groupwise_t64x64x64_c1x1_pingpong_persistent",
@@ -156,7 +157,7 @@ def test_heuristic_table_is_measured_and_ordered():
     assert "Measured rows" in t["status"] and "not fitted" in t["status"]
     assert len(t["measured"]) == 6 * 6 * 12  # (dtype, mode) x shape set x M list of the sweep
     assert t["rules"][-1]["m_max"] is None
-    caps = [r["m_max"] for r in t["rules"][:-1] if "max_nk" not in r]  # size rules come first
+    caps = [r["m_max"] for r in t["rules"][:-1] if "max_nk" not in r and "max_n" not in r]  # size rules come first
     assert caps == sorted(caps)
 
 
@@ -175,7 +176,7 @@ def test_small_layers_at_small_m_rank_the_skinny_kernel_first():
     measured shape at M <= 16, before the measured rows; larger layers and larger M keep the
     measured rows and the other rules."""
     kw = dict(dtype="fp16", mode="groupwise", group=128)
-    assert ranked(1, 896, 132, k=896, **kw)[0] == "s16"
+    assert ranked(1, 896, 132, k=896, **kw)[:2] == ["w8", "s16"]   # the warp-split form first (below)
     assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"
     assert ranked(1, 8192, 132, k=8192, **kw)[0] != "s16"      # 67M: the measured rows decide
     assert ranked(33, 896, 132, k=896, **kw)[0] not in ("s16", "s64")
@@ -192,8 +193,27 @@ def test_a_size_rule_without_its_family_falls_through_to_the_other_rules():
     order = [SHORT[n] for n in rank_by_heuristic(without, 1, 2048, 132, **kw)]
     assert order[0].startswith("g8"), order
     with_skinny = ranked(1, 2048, 132, **kw)
-    assert with_skinny[0] == "s16"
-    assert [x for x in with_skinny if x not in ("s16", "s64")][:1] == order[:1]
+    assert with_skinny[:2] == ["w8", "s16"]
+    assert [x for x in with_skinny if x not in ("s16", "s64", "w8")][:1] == order[:1]
+    # Without the warp-split kernel, its size rules leave the cluster form first.
+    no_wsplit = [c for c in KS if SHORT[c.name] != "w8"]
+    assert [SHORT[n] for n in rank_by_heuristic(no_wsplit, 1, 2048, 132, **kw)][0] == "s16"
+
+
+def test_the_warp_split_skinny_kernel_takes_the_smallest_m():
+    """Issue 15: the warp-split form (k_warps 8) is ranked first where the H200 data of the
+    development models had it fastest (benchmarks/NOTES.md): M = 1 on layers up to N = 20000,
+    M <= 2 up to N*K = 17M, M <= 8 up to N*K = 4.2M; elsewhere the other rules decide."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"
+    assert ranked(1, 18944, 132, k=4096, **kw)[0] == "w8"
+    assert ranked(1, 128256, 132, k=4096, **kw)[0] != "w8"          # an LM head: the GEMV
+    assert ranked(2, 4096, 132, k=4096, **kw)[0] == "w8"            # 16.8M
+    assert ranked(2, 8192, 132, k=8192, **kw)[0] != "w8"
+    assert ranked(4, 4096, 132, k=4096, **kw)[0] != "w8"
+    assert ranked(8, 2048, 132, k=2048, **kw)[0] == "w8"            # 4.19M
+    assert ranked(9, 2048, 132, k=2048, **kw)[0] == "s16"
+    assert ranked(1, 8192, 132)[0] != "w8"                          # no K: a size rule cannot apply
 
 
 def test_measured_rows_come_first(monkeypatch):

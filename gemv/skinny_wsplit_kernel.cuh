@@ -1,0 +1,223 @@
+// The skinny kernel's warp-split form: K split between the warps of one CTA,
+// no cluster. For small layers at small M, where the cluster form's fixed cost
+// (a 16-CTA cluster barrier and a reduction through distributed shared memory)
+// was most of the call (benchmarks/NOTES.md, "The targets measured on an H100":
+// ncu on 2048x2048, M = 1, stalls led by the cluster barrier).
+//
+// out[m, n] = x[m, k] . W[n, k]^T for m <= 8*NT, reading the same packed weight
+// as every other kernel (16-row blocks, each a contiguous stream of 8*K bytes of
+// mma.m16n8k16 "A" fragments).
+//
+// - A CTA owns 16 * (8 / KW) output rows and the whole of K. Its 8 warps form
+//   8 / KW row blocks times KW K parts: warp w streams row block w % (8/KW),
+//   chunks [p * C / KW, (p + 1) * C / KW) of K with p = w / (8/KW) (C = K / 64).
+// - Weights: a private ring of WST bulk-copy stages per warp, as in the
+//   cluster form (one copy per stage, L2 evict-first, issued WST-1 ahead).
+// - x (m rows of the whole K, rows padded for conflict-free ldmatrix) and the
+//   CTA's scale (zero) rows of every group are copied once, by all threads,
+//   with 16-byte cp.async behind the first weight copies; one CTA barrier. So
+//   the shared memory needed grows with m * K: the launcher refuses a call whose
+//   x does not fit (then the selection takes the next tactic).
+// - The K parts' partial sums meet in shared memory after the loop and are
+//   added in K order (deterministic, no workspace, no atomics).
+// - Programmatic dependent launch as in the cluster form: nothing global is
+//   read before griddepcontrol.wait.
+#pragma once
+
+#include "gemv/skinny_kernel.cuh"
+
+namespace w4a16::skinny {
+
+constexpr int kWsplitBarBytes = 512;  // the weight rings' mbarriers: kWarps * WST <= 64
+
+// Bytes of the CTA's scale (and zero) rows: every group of K, 16 * (8 / KW) rows each.
+__host__ __device__ inline int wsplit_sz_bytes(int k, int group_size, int rows, bool scales, bool zeros) {
+  if (!scales) return 0;
+  const int bytes = k / group_size * rows * 2 * (zeros ? 2 : 1);
+  return (bytes + 127) / 128 * 128;
+}
+
+template <class T, QuantMode kMode, int NT, int KW, int WST>
+__global__ void __launch_bounds__(kThreads, MinCtas<NT, 1>::value) skinny_wsplit_kernel(const Params p) {
+  using A = Act<T>;
+  static_assert(kWarps % KW == 0, "K parts must divide the warps");
+  constexpr int kBlocks = kWarps / KW;  // 16-row blocks per CTA
+  constexpr int kRows = 16 * kBlocks;
+  constexpr int kWC = WeightChunks<NT, 1>::value;
+  constexpr int kStageBytes = kWC * kChunkBytes;
+  constexpr bool kScales = kMode != QuantMode::kPerColumn;
+  constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  // [mbarriers | x (m rows of k + kXPad halves) | scales [group][row] (| zeros) | weight rings];
+  // after the loop the partials reuse everything past the barriers.
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int blk = warp % kBlocks, part = warp / kBlocks;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw) + warp * WST;
+  uint8_t* smem = smem_raw + kWsplitBarBytes;
+  const int x_stride = p.k + kXPad;  // halves per token row
+  const int groups = kScales ? p.k / p.group_size : 0;
+  uint8_t* sz = smem + p.x_slot_bytes;
+  uint8_t* wring = sz + wsplit_sz_bytes(p.k, p.group_size, kRows, kScales, kZeros);
+
+  const int row_blocks = (p.n + 15) / 16;
+  const int block = blockIdx.x * kBlocks + blk;
+  const bool active = block < row_blocks;
+  const int row0 = blockIdx.x * kRows;
+  const int nchunks = p.k / kChunkK;
+  const int c_begin = part * nchunks / KW;
+  const int my_chunks = (part + 1) * nchunks / KW - c_begin;
+  const int w_stages = (my_chunks + kWC - 1) / kWC;
+  const uint8_t* wsrc = p.w + static_cast<int64_t>(min(block, row_blocks - 1)) * p.k * 8 +
+                        static_cast<int64_t>(c_begin) * kChunkBytes;
+  uint8_t* my_ring = wring + warp * WST * kStageBytes;
+  if (lane == 0) {
+#pragma unroll
+    for (int s = 0; s < WST; ++s) gemv::mbarrier_init(gemv::smem_addr(bars + s), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncwarp();  // the ring is this warp's alone
+  // Everything above touched no global memory; from here on inputs are read.
+  grid_dependency_wait();
+
+  auto issue = [&](int ws) {
+    const int slot = ws % WST;
+    const uint32_t bar = gemv::smem_addr(bars + slot);
+    const int bytes = min(kWC, my_chunks - ws * kWC) * kChunkBytes;
+    gemv::mbarrier_expect_tx(bar, bytes);
+    gemv::bulk_copy_evict_first(gemv::smem_addr(my_ring + slot * kStageBytes),
+                                wsrc + static_cast<int64_t>(ws) * kWC * kChunkBytes, bytes, bar);
+  };
+  if (lane == 0 && active) {
+#pragma unroll
+    for (int ws = 0; ws < WST - 1; ++ws) {
+      if (ws < w_stages) issue(ws);
+    }
+  }
+
+  // x and the scale (zero) rows, once, by every thread.
+  {
+    const T* xg = static_cast<const T*>(p.x);
+    const uint32_t xs = gemv::smem_addr(smem);
+    const int vecs = p.k / 8;  // 16-byte pieces per token row
+    for (int tok = 0; tok < p.m; ++tok) {
+      for (int v = threadIdx.x; v < vecs; v += kThreads) {
+        gemv::cp_async_16_zfill(xs + (tok * x_stride + v * 8) * 2, xg + static_cast<int64_t>(tok) * p.k + v * 8, true);
+      }
+    }
+    if constexpr (kScales) {
+      const uint32_t ss = gemv::smem_addr(sz);
+      constexpr int kPieces = kRows / 8;
+      for (int i = threadIdx.x; i < groups * kPieces; i += kThreads) {
+        const int gi = i / kPieces, piece = i % kPieces;
+        const bool valid = row0 + piece * 8 < p.n;
+        const int64_t off = static_cast<int64_t>(gi) * p.ld_scales + (valid ? row0 + piece * 8 : 0);
+        gemv::cp_async_16_zfill(ss + (gi * kRows + piece * 8) * 2, static_cast<const T*>(p.scales) + off, valid);
+        if constexpr (kZeros) {
+          gemv::cp_async_16_zfill(ss + ((groups + gi) * kRows + piece * 8) * 2, static_cast<const T*>(p.zeros) + off,
+                                  valid);
+        }
+      }
+    }
+    gemv::cp_async_commit();
+    gemv::cp_async_wait<0>();
+  }
+  __syncthreads();  // every thread's x and scale copies have landed
+
+  const int g = lane / 4;
+  const int r_lo = blk * 16 + g;  // row within the CTA
+  const int q = lane / 8;
+  const int ntiles = (p.m + 7) / 8;
+  // ldmatrix row offsets (bytes): token rows >= m alias row m-1 (never written out).
+  uint32_t x_off[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const int tok = min(t * 8 + lane % 8, p.m - 1);
+    x_off[t] = static_cast<uint32_t>((tok * x_stride + 16 * (q / 2) + 8 * (q % 2)) * 2);
+  }
+  const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
+
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+
+  const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
+  int grp = c_begin / cpg, cig = c_begin % cpg;
+  const uint32_t xs0 = gemv::smem_addr(smem) + c_begin * kChunkK * 2;
+  const uint32_t ss0 = gemv::smem_addr(sz) + 2 * r_lo;
+  for (int j = 0; active && j < my_chunks; ++j) {
+    const int ws = j / kWC, wi = j % kWC;
+    if (wi == 0) {
+      __syncwarp();  // every lane is done with the slot refilled next
+      if (lane == 0 && ws + WST - 1 < w_stages) issue(ws + WST - 1);
+      gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+    }
+    uint32_t wq[4];
+    gemv::ldmatrix_x4(wq, gemv::smem_addr(my_ring + (ws % WST) * kStageBytes) + wi * kChunkBytes + w_lane_off);
+    uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
+    if constexpr (kScales) {
+      const uint32_t row = ss0 + 2 * grp * kRows;
+      s_lo = splat16(gemv::lds_u16(row));
+      s_hi = splat16(gemv::lds_u16(row + 16));
+      if constexpr (kZeros) {
+        z_lo = splat16(gemv::lds_u16(row + 2 * groups * kRows));
+        z_hi = splat16(gemv::lds_u16(row + 2 * groups * kRows + 16));
+      }
+      if (++cig == cpg) {
+        cig = 0;
+        ++grp;
+      }
+    }
+#pragma unroll
+    for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+      uint32_t frag[2][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[h]);
+      const uint32_t kofs = static_cast<uint32_t>((j * kChunkK + a2 * 32) * 2);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        if (t < ntiles) {
+          uint32_t xb[4];
+          gemv::ldmatrix_x4(xb, xs0 + x_off[t] + kofs);
+#pragma unroll
+          for (int h = 0; h < 2; ++h) A::mma(acc[t], frag[h], xb[2 * h], xb[2 * h + 1]);
+        }
+      }
+    }
+  }
+  launch_dependents();
+
+  // The K parts' partials meet in shared memory (x is no longer needed), summed in K order.
+  __syncthreads();
+  float* red = reinterpret_cast<float*>(smem);  // [KW][8 * ntiles][kRows]
+  const int mt = ntiles * 8;
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    if (t < ntiles) {
+      const int tok = t * 8 + 2 * (lane % 4);
+      float* base = red + (part * mt + tok) * kRows + r_lo;
+      base[0] = acc[t][0];
+      base[kRows] = acc[t][1];
+      base[8] = acc[t][2];
+      base[kRows + 8] = acc[t][3];
+    }
+  }
+  __syncthreads();
+  T* out = static_cast<T*>(p.out);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* scales = static_cast<const T*>(p.scales);
+  for (int i = threadIdx.x; i < p.m * kRows; i += kThreads) {
+    const int tok = i / kRows, r = i % kRows;
+    const int row = row0 + r;
+    if (row >= p.n) continue;
+    float v = 0.f;
+#pragma unroll
+    for (int s = 0; s < KW; ++s) v += red[(s * mt + tok) * kRows + r];
+    if constexpr (kMode == QuantMode::kPerColumn) v *= A::to_float(scales[row]);
+    if (bias != nullptr) v += A::to_float(bias[row]);
+    out[static_cast<int64_t>(tok) * p.ld_out + row] = A::from_float(v);
+  }
+}
+
+}  // namespace w4a16::skinny
