@@ -47,9 +47,11 @@ def heuristic_table() -> dict:
 
 def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -> str | None:
     """The table's measured tactic for the nearest measured shape (log distance in N and K) with
-    the same dtype, mode, group and M bucket, if the table has measured rows."""
+    the same dtype, mode, group and M bucket, if the table has measured rows. Per-column rows match
+    any group: a per-column weight has one scale per row (its group_size is K), and the sweep
+    stored those rows under its --group argument."""
     rows = [r for r in heuristic_table().get("measured", [])
-            if r["dtype"] == dtype and r["mode"] == mode and r["group"] == group
+            if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
             and bucket_for(r["m"]) == bucket_for(m)]
     if not rows:
         return None

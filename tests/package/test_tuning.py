@@ -311,3 +311,18 @@ def test_killed_writers_leave_no_temporary_files_behind(tmp_path):
     TuneCache(path).update("k3", {1: ("t", 1.0)})     # the next writer cleans them up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.json.lock"]
     assert set(TuneCache(path).read()) == {"k1", "k3"}
+
+
+def test_per_column_calls_find_their_measured_rows():
+    """A per-column weight carries group_size = K (one scale per output row), while the sweep stored
+    its per-column rows with the sweep's --group 128: the rows never matched, so per-column calls
+    were ranked by the reasoned rules alone. The group does not apply to per-column rows."""
+    import w4a16_build.selection as t
+
+    rows = [r for r in heuristic_table()["measured"] if r["mode"] == "per_column" and r["dtype"] == "fp16"]
+    assert rows, "the table has per-column rows"
+    r = rows[0]
+    assert t.measured_choice("fp16", "per_column", r["k"], r["n"], r["k"], r["m"]) == r["tactic"]
+    assert t.measured_choice("fp16", "per_column", 4096, 4096, 4096, 1) is not None
+    # Groupwise rows still need the same group.
+    assert t.measured_choice("fp16", "groupwise", 64, 4096, 4096, 1) is None
