@@ -6,6 +6,7 @@ fix) and on, timed in the same interleaved rounds with fp16 cuBLAS.
 """
 
 import json
+import math
 import sys
 import time
 
