@@ -6,15 +6,20 @@ fix) and on, timed in the same interleaved rounds with fp16 cuBLAS.
 """
 
 import json
+import os
 import math
 import sys
+import tempfile
 import time
 
-import torch
+# The selection's own choices, not a tuned one: an empty tuning cache for this run.
+os.environ["W4A16_TUNE_CACHE"] = os.path.join(tempfile.mkdtemp(), "tune.json")
 
-import w4a16_build.selection as S
-from w4a16_build.bench import SHAPE_SET, CublasBench, OursBench
-from w4a16_build.timing import SETTLE_S, time_interleaved
+import torch  # noqa: E402
+
+import w4a16_build.selection as S  # noqa: E402
+from w4a16_build.bench import SHAPE_SET, CublasBench, OursBench  # noqa: E402
+from w4a16_build.timing import SETTLE_S, time_interleaved  # noqa: E402
 
 ms, dtype, out = [int(v) for v in sys.argv[1].split(",")], sys.argv[2], sys.argv[3]
 real = S.measured_choice

@@ -30,7 +30,7 @@ template <> __device__ float tf<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloa
 
 // Reference: fp32, weight dequantized as the kernels' contract says (c*s (+z)), rounded to T like the kernel's fragment.
 template <class T>
-__global__ void ref_kernel(const T* x, const uint8_t* w, const T* s, const T* z, const T* bias, float* out, int m, int n, int k, int g, int mode) {
+__global__ void ref_kernel(const T* x, const uint8_t* w, const T* s, const T* z, const T* bias, float* out, int m, int n, int k, int g, int mode, int sp) {
   int row = blockIdx.x * blockDim.y + threadIdx.y;
   int tok = blockIdx.y;
   if (row >= n) return;
@@ -45,9 +45,9 @@ __global__ void ref_kernel(const T* x, const uint8_t* w, const T* s, const T* z,
     float wv;
     if (mode == 0) wv = code;
     else {
-      float sv = tf(s[(long)(kk / g) * n + row]);
+      float sv = tf(s[(long)(kk / g) * sp + row]);
       wv = code * sv;
-      if (mode == 2) wv += tf(z[(long)(kk / g) * n + row]);
+      if (mode == 2) wv += tf(z[(long)(kk / g) * sp + row]);
       wv = tf(T(wv));
     }
     acc += wv * tf(x[(long)tok * k + kk]);
@@ -60,8 +60,8 @@ __global__ void ref_kernel(const T* x, const uint8_t* w, const T* s, const T* z,
   }
 }
 
-template <class T> __global__ void tofloat(const T* a, float* b, long n) {
-  long i = blockIdx.x * (long)blockDim.x + threadIdx.x; if (i < n) b[i] = tf(a[i]);
+template <class T> __global__ void tofloat(const T* a, float* b, long n, int cols, int ld) {  // rows of cols, pitch ld
+  long i = blockIdx.x * (long)blockDim.x + threadIdx.x; if (i < n) b[i] = tf(a[(i / cols) * ld + i % cols]);
 }
 __global__ void fill_rand(uint8_t* p, long n, uint32_t seed) {
   long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
@@ -103,15 +103,17 @@ int main(int argc, char** argv) {
     int shapes[][3] = {{896, 896, 64}, {4096, 4096, 128}, {1000, 1472, 64}, {8, 128, 128}, {24, 4096, 4096}, {5120, 13824, 128}, {136, 192, 64}, {16392, 256, 64}, {12296, 640, 128}};
     int ms[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 65, 127, 128};
     int bad = 0, runs = 0;
+    int shape_i = 0;
     for (auto& sh : shapes) {
       int n = sh[0], k = sh[1], g = sh[2];
+      const int ld = n + 8 * (shape_i++ % 2);  // every other shape: out and scale rows with a pitch past N
       long wbytes = (long)(n + 15) / 16 * 16 * k / 2;
       uint8_t* w; CK(cudaMalloc(&w, wbytes)); fill_rand<<<(wbytes + 255) / 256, 256>>>(w, wbytes, n * 7 + k);
       for (int dt = 0; dt < 2; ++dt) {
-        size_t es = 2; long ns = (long)k / g * n;
+        size_t es = 2; long ns = (long)k / g * ld;
         void *x, *s, *z, *bias, *out; float *ref, *got;
         CK(cudaMalloc(&x, 128L * k * es)); CK(cudaMalloc(&s, ns * es)); CK(cudaMalloc(&z, ns * es)); CK(cudaMalloc(&bias, n * es));
-        CK(cudaMalloc(&out, 128L * n * es)); CK(cudaMalloc(&ref, 128L * n * 4)); CK(cudaMalloc(&got, 128L * n * 4));
+        CK(cudaMalloc(&out, 128L * ld * es)); CK(cudaMalloc(&ref, 128L * n * 4)); CK(cudaMalloc(&got, 128L * n * 4));
         auto fill = [&](void* p, long cnt, uint32_t seed, float lo, float hi) {
           if (dt == 0) fill_val<<<(cnt + 255) / 256, 256>>>((H*)p, cnt, seed, lo, hi); else fill_val<<<(cnt + 255) / 256, 256>>>((B*)p, cnt, seed, lo, hi); };
         fill(x, 128L * k, 1, -1, 1); fill(s, ns, 2, 0.001f, 0.02f); fill(z, ns, 3, -0.05f, 0.05f); fill(bias, n, 4, -1, 1);
@@ -119,16 +121,16 @@ int main(int argc, char** argv) {
           if (v.dtype != dt) continue;
           for (int m : ms) {
             if (m > v.max_m) continue;
-            GemmArgs a; a.m = m; a.n = n; a.k = k; a.group_size = v.mode == 0 ? k : g; a.x = x; a.w = w;
+            GemmArgs a; a.m = m; a.n = n; a.k = k; a.group_size = v.mode == 0 ? k : g; a.x = x; a.w = w; a.ld_out = ld; a.ld_scales = ld;
             a.scales = s; a.zeros = v.mode == 2 ? z : nullptr; a.bias = (m % 2) ? bias : nullptr; a.out = out;
-            CK(cudaMemset(out, 0xff, 128L * n * es));
+            CK(cudaMemset(out, 0xff, 128L * ld * es));
             Status st = v.run(a);
             if (st != Status::kSuccess) { printf("%s n=%d k=%d m=%d: status %d %s\n", v.name.c_str(), n, k, m, (int)st, last_launch_error()); continue; }
             ++runs;
             dim3 grid((n + 7) / 8, m);
-            if (dt == 0) ref_kernel<H><<<grid, dim3(32, 8)>>>((H*)x, w, (H*)s, (H*)z, (m % 2) ? (H*)bias : nullptr, ref, m, n, k, a.group_size, v.mode);
-            else ref_kernel<B><<<grid, dim3(32, 8)>>>((B*)x, w, (B*)s, (B*)z, (m % 2) ? (B*)bias : nullptr, ref, m, n, k, a.group_size, v.mode);
-            if (dt == 0) tofloat<<<(m * n + 255) / 256, 256>>>((H*)out, got, (long)m * n); else tofloat<<<(m * n + 255) / 256, 256>>>((B*)out, got, (long)m * n);
+            if (dt == 0) ref_kernel<H><<<grid, dim3(32, 8)>>>((H*)x, w, (H*)s, (H*)z, (m % 2) ? (H*)bias : nullptr, ref, m, n, k, a.group_size, v.mode, ld);
+            else ref_kernel<B><<<grid, dim3(32, 8)>>>((B*)x, w, (B*)s, (B*)z, (m % 2) ? (B*)bias : nullptr, ref, m, n, k, a.group_size, v.mode, ld);
+            if (dt == 0) tofloat<<<(m * n + 255) / 256, 256>>>((H*)out, got, (long)m * n, n, ld); else tofloat<<<(m * n + 255) / 256, 256>>>((B*)out, got, (long)m * n, n, ld);
             CK(cudaDeviceSynchronize());
             std::vector<float> r(m * n), o(m * n); CK(cudaMemcpy(r.data(), ref, m * n * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(o.data(), got, m * n * 4, cudaMemcpyDeviceToHost));
             double maxref = 0, maxerr = 0; for (int i = 0; i < m * n; ++i) { maxref = fmax(maxref, fabs(r[i])); double e = fabs(r[i] - o[i]); if (!(e <= maxerr)) maxerr = std::isnan(e) ? 1e30 : e; }

@@ -25,11 +25,13 @@ A manifest is a mapping with these keys (all but `name` optional):
     exclude: []
 
 Each kernel family has its section, keyed by its model class's `manifest_key`
-(model.py): `sets` (CUTLASS) and `gemv`. A section is a list of sets, one set,
-`true` (every value of every axis) or `false`. An omitted CUTLASS section builds
-nothing, an omitted `gemv` every GEMV kernel; `gemv: false` builds none. In a
-CUTLASS set every axis must be given, so a manifest says exactly what it builds;
-in a GEMV set an omitted axis means all of its values.
+(model.py): `sets` (CUTLASS), `gemv` and `skinny`. A section is a list of sets, one
+set, `true` (every value of every axis) or `false`. An omitted CUTLASS or `skinny`
+section builds nothing, an omitted `gemv` every GEMV kernel; `gemv: false` builds
+none. In a CUTLASS set every axis must be given, so a manifest says exactly what it
+builds; in a GEMV or skinny set an omitted axis means all of its values, except an
+axis added later, which means its family's default (AXIS_DEFAULTS: skinny's
+k_warps, 1).
 
 Within a set, combinations that break a validity rule (the family's RULES) are
 dropped: a set spans axes, not every point of it must exist. An explicit name
@@ -119,8 +121,9 @@ def _parse_set(path: str, where: str, raw: Any, cls: type[Kernel]) -> dict[str, 
     missing = [a for a in cls.AXES if a not in raw]
     if missing and cls.axes_required:
         raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(cls.AXES)}")
-    # Where axes may be left out (the GEMV), an omitted axis means all of its values.
-    return {axis: given.get(axis, tuple(allowed)) for axis, allowed in cls.AXES.items()}
+    # Where axes may be left out (the GEMV, skinny), an omitted axis means all of its values, or
+    # the family's default for an axis added later (AXIS_DEFAULTS: skinny's k_warps is 1).
+    return {axis: given.get(axis, cls.AXIS_DEFAULTS.get(axis, tuple(allowed))) for axis, allowed in cls.AXES.items()}
 
 
 def _parse_section(path: str, raw: Any, cls: type[Kernel]) -> tuple[dict[str, tuple[str, ...]], ...]:

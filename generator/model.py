@@ -52,6 +52,9 @@ class Kernel:
     section_default_all: ClassVar[bool]   # an omitted section means every kernel of the family
     axes_required: ClassVar[bool]         # every axis must be given in each set (else: omitted = all)
     AXES: ClassVar[dict[str, list[str]]]  # axis -> allowed values, in name order
+    # An omitted axis whose values are given here means these, not all (axes added later, so that
+    # sets written before them keep their kernels).
+    AXIS_DEFAULTS: ClassVar[dict[str, tuple[str, ...]]] = {}
     NAME_RE: ClassVar[re.Pattern]
     NAME_FORM: ClassVar[str]              # the name's form, for error messages
     RULES: ClassVar[dict] = {}            # rule name -> predicate(config) -> reason or None
@@ -316,6 +319,7 @@ class SkinnyConfig(Kernel):
         "k_warps": _ints(SKINNY_K_WARPS),
     }
     RULES: ClassVar[dict] = rules.SKINNY_RULES
+    AXIS_DEFAULTS: ClassVar[dict[str, tuple[str, ...]]] = {"k_warps": ("1",)}  # the cluster form
     # The k_warps part is left out where it is 1 (the names from before the axis existed).
     NAME_RE: ClassVar[re.Pattern] = re.compile(
         r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny_m(?P<max_m>\d+)_r(?P<rows_per_warp>\d+)"

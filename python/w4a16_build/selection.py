@@ -76,19 +76,28 @@ def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
     raise ValueError("heuristics.json: no rule covers every M (the last rule must have m_max null)")
 
 
+def names_fit(cfg, rule: dict) -> bool:
+    """Whether a kernel has every axis value a size rule names (e.g. k_warps 8, stages 2): a size
+    rule was measured for those kernels only, not for the rest of their family."""
+    values = cfg.axis_values()
+    return all(str(values[a]) == str(v) for a, v in rule.items() if a in values and a not in ("dtype", "mode"))
+
+
 def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
                       mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
     """Names of `kernels` (configurations) ordered by the heuristic table. First the size rules
-    that cover the call (layers smaller than every measured shape): each one's family, the kernels
-    that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
+    that cover the call (small layers, the smallest M): each one's kernels (its family, the axis
+    values it names) that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
     shape (when the table has measured rows), then by the first ordinary rule that covers m: the
     rule's family first, kernels that cannot take m last, then each family's rank_key. A size rule
-    whose family has no kernel here changes nothing."""
+    ranks only the kernels with the axis values it names (names_fit); with none here it changes
+    nothing."""
     *size_rules, rule = matching_rules(m, n, k)
     ranked: list[str] = []
     rest = list(kernels)
     for sr in size_rules:
-        fam = sorted((c for c in rest if c.family == sr["family"] and not (c.max_m and c.max_m < m)),
+        fam = sorted((c for c in rest if c.family == sr["family"] and not (c.max_m and c.max_m < m)
+                      and names_fit(c, sr)),
                      key=lambda c: (c.rank_key(m, n, sms, sr), c.name))
         ranked += [c.name for c in fam]
         rest = [c for c in rest if c.name not in set(ranked)]

@@ -166,3 +166,17 @@ def test_gemv_section():
                        ("gemv: [1]", "gemv")]:
         with pytest.raises(ManifestError, match=re.escape(where)):
             parse(base + bad + "\n", "m.yaml")
+
+
+def test_a_skinny_set_without_k_warps_keeps_its_kernels():
+    """Review of issue 15: an omitted axis means all of its values, so a skinny set written before
+    the k_warps axis existed (the old minimal.yaml's) grew from 12 kernels to 48, warp-split
+    variants no rule was measured for among them. k_warps defaults to 1 (the cluster form, the
+    names such sets always meant); `skinny: true` still means every value."""
+    base = "name: x\nsets:" + GOOD_SET + "gemv: false\n"
+    old = base + ("skinny:\n  dtype: [fp16, bf16]\n  mode: [per_column, groupwise, groupwise_zero]\n"
+                  "  max_m: [16, 64]\n  rows_per_warp: [16]\n  stages: [4]\n")
+    names = [k.name for k in plan(parse(old, "m.yaml")).kernels if k.family == "skinny"]
+    assert len(names) == 12 and not any("_kw" in n for n in names)
+    every = [k for k in plan(parse(base + "skinny: true\n", "m.yaml")).kernels if k.family == "skinny"]
+    assert len(every) == 360

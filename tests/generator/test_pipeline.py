@@ -160,7 +160,7 @@ def test_gemv_shards_use_the_gemv_template(tmp_path):
 def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
     """Issue 15: k_warps > 1 is the warp-split form (gemv/skinny_wsplit_*.cuh); k_warps 1 stays the
     cluster form, and a file of cluster-form kernels does not include the warp-split header."""
-    text = SMALL.format(kpf=8).replace(
+    text = SMALL.format(kpf=1).replace(
         "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], max_m: [16], rows_per_warp: [16, 32], "
         "stages: [2], k_warps: [1, 8]}")
     p = plan(parse(text, "s.yaml"))
@@ -170,10 +170,13 @@ def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
                      "fp16_int4_groupwise_skinny_m16_r32_s2"]
     assert any(r.config.name.endswith("_r32_s2_kw8") and "skinny_wsplit_rows" in r.rule for r in p.rejected)
     render(p, tmp_path)
-    text = "".join((tmp_path / "kernels" / s.filename).read_text() for s in p.shards if s.kernels[0].family == "skinny")
-    assert "w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>" in text
-    assert "w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, 1, 2>" in text
-    assert "w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, 2, 2>" in text
-    lines = text.splitlines()
-    assert lines.count('#include "gemv/skinny_wsplit_launch.cuh"') == 1
-    assert lines.count('using Impl = w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>;') == 1
+    files = {s.kernels[0].name: (tmp_path / "kernels" / s.filename).read_text().splitlines()
+             for s in p.shards if s.kernels[0].family == "skinny"}
+    assert sorted(files) == names                       # one kernel per file
+    wsplit = files["fp16_int4_groupwise_skinny_m16_r16_s2_kw8"]
+    assert wsplit.count('#include "gemv/skinny_wsplit_launch.cuh"') == 1
+    assert "using Impl = w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>;" in wsplit
+    for name, rb in (("fp16_int4_groupwise_skinny_m16_r16_s2", 1), ("fp16_int4_groupwise_skinny_m16_r32_s2", 2)):
+        lines = files[name]
+        assert not any("skinny_wsplit" in x or "SkinnyWsplit" in x for x in lines), name
+        assert f"using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, {rb}, 2>;" in lines

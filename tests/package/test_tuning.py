@@ -178,7 +178,8 @@ def test_small_layers_at_small_m_rank_the_skinny_kernel_first():
     kw = dict(dtype="fp16", mode="groupwise", group=128)
     assert ranked(1, 896, 132, k=896, **kw)[:2] == ["w8", "s16"]   # the warp-split form first (below)
     assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"
-    assert ranked(1, 8192, 132, k=8192, **kw)[0] != "s16"      # 67M: the measured rows decide
+    assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"       # 67M: the warp-split rule (N <= 20000)
+    assert ranked(4, 8192, 132, k=8192, **kw)[0] == "g8r16"    # 67M at M = 4: the measured rows decide
     assert ranked(33, 896, 132, k=896, **kw)[0] not in ("s16", "s64")
     assert ranked(1, 896, 132)[0] != "s16"                      # no K: the size rule cannot apply
 
@@ -195,9 +196,30 @@ def test_a_size_rule_without_its_family_falls_through_to_the_other_rules():
     with_skinny = ranked(1, 2048, 132, **kw)
     assert with_skinny[:2] == ["w8", "s16"]
     assert [x for x in with_skinny if x not in ("s16", "s64", "w8")][:1] == order[:1]
-    # Without the warp-split kernel, its size rules leave the cluster form first.
+    # Without the warp-split kernel, its size rules leave the older skinny rule first (2048x2048
+    # is inside that rule's 12M too).
     no_wsplit = [c for c in KS if SHORT[c.name] != "w8"]
     assert [SHORT[n] for n in rank_by_heuristic(no_wsplit, 1, 2048, 132, **kw)][0] == "s16"
+
+
+def test_a_size_rule_ranks_only_the_kernels_it_names():
+    """Review of issue 15: a size rule sorted its whole family by the axis values it names, so in a
+    build without the warp-split kernel (a manifest with k_warps [1], a W4A16_KERNELS filter) the
+    M = 1 / N <= 20000 rule put the cluster form (and even the m64 kernel) before the measured rows
+    on 8192x8192, where the GEMV is measured fastest. A size rule ranks only the kernels whose axes
+    match the values it names; if there are none, the call falls through."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    no_wsplit = [c for c in KS if SHORT[c.name] != "w8"]
+
+    def order(m, n, k):
+        return [SHORT[x] for x in rank_by_heuristic(no_wsplit, m, n, 132, k=k, **kw)]
+
+    assert order(1, 8192, 8192)[0] == "g8r16"                   # the measured rows, as before the rule
+    assert order(1, 8192, 8192)[:3].count("s16") == 0
+    assert order(2, 4096, 4096)[0] not in ("s16", "s64")          # 16.8M: past the older rule's 12M
+    assert order(1, 14336, 4096)[0] not in ("s16", "s64")
+    # The older rule names rows_per_warp 16 and stages 4: the m16 and m64 cluster-form kernels.
+    assert order(3, 2048, 2048)[:2] == ["s16", "s64"]
 
 
 def test_the_warp_split_skinny_kernel_takes_the_smallest_m():
