@@ -170,10 +170,14 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
         else:
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", cache.path,
                         picked[0], dtype, mode)
-    kernels = [compiled()[t] for t in tactics(dtype, mode)]
-    order += [t for t in rank_by_heuristic(kernels, m, n, check_device(device), dtype=dtype, mode=mode,
-                                           group=group, k=k) if t not in order]
+    order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
     return order
+
+
+def heuristic_order(dtype, mode, group, n, k, m, sms: int) -> list[str]:
+    """Every compiled tactic of this dtype and mode in the heuristic table's order (no tuning)."""
+    kernels = [compiled()[t] for t in tactics(dtype, mode)]
+    return rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k)
 
 
 def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,

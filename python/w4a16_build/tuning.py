@@ -23,7 +23,7 @@ import torch
 
 from ._ext import build_info
 from .dtypes import TORCH, name_of
-from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device, compiled,
+from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device,
                       launch_or_raise, pieces, problem, status_string, tactics)
 from . import selection
 from .selection import BUCKETS, bucket_for, cache_key, forget_shape, tuned_choices
@@ -72,10 +72,8 @@ def decide_bucket(screen, confirm, applicable: list[str], heuristic: str | None,
 def heuristic_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int, sms: int,
                      applicable: list[str]) -> str | None:
     """What gemm() runs for this call untuned: the heuristic table's first applicable tactic."""
-    kernels = [compiled()[t] for t in tactics(dtype, mode)]
     ok = set(applicable)
-    return next((t for t in selection.rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group,
-                                                        k=k) if t in ok), None)
+    return next((t for t in selection.heuristic_order(dtype, mode, group, n, k, m, sms) if t in ok), None)
 
 
 def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwise", group_size: int = 128,

@@ -112,3 +112,20 @@ def test_installed_generate_cli(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "34 kernels (manifest minimal)"
+
+
+def test_the_tuner_and_the_selection_share_one_heuristic_order():
+    """tune() compares candidates against the tactic gemm() runs untuned; that is the first
+    applicable tactic of the selection's heuristic order, computed in one place for both."""
+    from w4a16_build import selection, tuning
+
+    for dtype, mode in (("fp16", "groupwise"), ("bf16", "groupwise_zero"), ("fp16", "per_column")):
+        names = w4a16_build.tactics(dtype, mode)
+        if not names:
+            continue
+        for m, n, k in ((1, 2048, 2048), (3, 4096, 4096), (200, 8192, 8192)):
+            group = k if mode == "per_column" else 128
+            order = selection.heuristic_order(dtype, mode, group, n, k, m, H100_SMS)
+            assert sorted(order) == sorted(names)
+            applicable = order[1:]                        # as if the first could not run
+            assert tuning.heuristic_choice(dtype, mode, group, n, k, m, H100_SMS, applicable) == order[1]
