@@ -77,6 +77,8 @@ struct Variant { std::string name; int max_m; Fn run; int dtype; int mode; };
 
 template <class T, QuantMode M, int NT, int RB, int WST>
 Variant sk(const char* nm) { return {nm, 8 * NT, [](const GemmArgs& a) { return skinny::Skinny<T, M, NT, RB, WST>::run(a); }, std::is_same<T, __half>::value ? 0 : 1, (int)M}; }
+template <class T, QuantMode M, int NT, int WST>
+Variant wg(const char* nm) { return {nm, 8 * NT, [](const GemmArgs& a) { return skinny::Skinny<T, M, NT, 1, WST, true>::run(a); }, std::is_same<T, __half>::value ? 0 : 1, (int)M}; }
 template <class T, QuantMode M, int NT, int KW, int WST>
 Variant sw(const char* nm) { return {nm, 8 * NT, [](const GemmArgs& a) { return skinny::SkinnyWsplit<T, M, NT, KW, WST>::run(a); }, std::is_same<T, __half>::value ? 0 : 1, (int)M}; }
 template <class T, QuantMode M, int NT, int RB, int S>
@@ -96,6 +98,9 @@ int main(int argc, char** argv) {
     sw<H, G, 2, 8, 2>("sk_fp16_g_m16_s2_kw8"), sw<H, G, 4, 8, 4>("sk_fp16_g_m32_s4_kw8"), sw<H, G, 8, 4, 4>("sk_fp16_g_m64_s4_kw4"),
     sw<H, Z, 2, 8, 4>("sk_fp16_z_m16_s4_kw8"), sw<H, C, 2, 4, 4>("sk_fp16_c_m16_s4_kw4"), sw<B, G, 2, 8, 4>("sk_bf16_g_m16_s4_kw8"),
     sw<B, Z, 4, 4, 4>("sk_bf16_z_m32_s4_kw4"), sw<B, C, 16, 2, 4>("sk_bf16_c_m128_s4_kw2"),
+    wg<H, G, 2, 4>("sk_fp16_g_m16_r16_s4_wg"), wg<H, G, 4, 4>("sk_fp16_g_m32_r16_s4_wg"), wg<H, G, 8, 4>("sk_fp16_g_m64_r16_s4_wg"),
+    wg<H, G, 16, 4>("sk_fp16_g_m128_r16_s4_wg"), wg<H, Z, 8, 4>("sk_fp16_z_m64_r16_s4_wg"), wg<H, C, 4, 4>("sk_fp16_c_m32_r16_s4_wg"),
+    wg<B, G, 8, 4>("sk_bf16_g_m64_r16_s4_wg"), wg<B, Z, 16, 4>("sk_bf16_z_m128_r16_s4_wg"), wg<B, C, 2, 4>("sk_bf16_c_m16_r16_s4_wg"),
     gv<H, G, 2, 1, 4>("gemv_fp16_g_m16_r16_s4"), gv<H, G, 1, 2, 8>("gemv_fp16_g_m8_r32_s8"),
   };
   int sms = 0; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));

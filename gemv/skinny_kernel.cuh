@@ -37,15 +37,27 @@
 //   runs before griddepcontrol.wait, and the next kernel in the stream may
 //   start its own prologue while this one reduces and writes.
 //
-// Where it stands (benchmarks/NOTES.md): fastest of the product's kernels at
-// M <= 16 on layers up to ~12M weights, slower than the CUTLASS kernels from
-// M = 17 (latency-bound: 1-2 CTAs of 8 warps per SM; ncu "wait" and
-// "short scoreboard" stalls lead).
+// The warpgroup form (WG = true, the `_wg` kernels; one 16-row block per warp):
+// the four warps of a warpgroup multiply their 64 rows by all 8*NT token rows
+// at once with wgmma, the scaled fragment as the register A operand and the x
+// slot as B through a shared-memory descriptor (x stored in 8x16-byte core
+// matrices; token rows past m stay zero). A chunk's four wgmma are committed
+// as one group and waited for before the next chunk's fragments are written:
+// ptxas serializes every wgmma when A registers are written while one is in
+// flight (C7513), so the overlap comes from the SM's other warpgroups.
+//
+// Where it stands (benchmarks/NOTES.md): the mma.sync form is the fastest of
+// the product's kernels at M <= 16 on layers up to ~12M weights; the
+// warpgroup form at M = 17-32 on layers with N <= 3584 up to ~26M weights;
+// from M = 33 the CUTLASS kernels are faster on all but the narrowest layers
+// (latency-bound: 1-2 CTAs of 8 warps per SM, ncu "wait" and long-scoreboard
+// stalls lead, DRAM under 10% busy at M = 64 on 8192x8192).
 #pragma once
 
 #include <cooperative_groups.h>
 
 #include "gemv/dequant.cuh"
+#include "gemv/wgmma.cuh"
 #include "w4a16/gemm_args.h"
 
 namespace w4a16::skinny {
@@ -126,8 +138,18 @@ __device__ __forceinline__ void dequant_scaled(uint32_t w, uint32_t s_lo, uint32
 
 __device__ __forceinline__ uint32_t splat16(uint32_t v) { return v | (v << 16); }
 
-template <class T, QuantMode kMode, int NT, int RB, int WST>
+// x slot layouts. mma.sync form: m token rows of XK k, padded for ldmatrix.
+// Warpgroup form: 8*NT token rows (rows past m stay zero) in 8x16-byte core
+// matrices, k-block major: byte (k/8 * NT + tok/8) * 128 + tok%8 * 16 + k%8 * 2,
+// the wgmma B operand without swizzle (lbo = NT * 128 along K, sbo = 128 along N).
+template <int NT>
+__device__ __forceinline__ uint32_t wg_x_offset(int tok, int kb) {
+  return static_cast<uint32_t>((kb * NT + tok / 8) * 128 + (tok % 8) * 16);
+}
+
+template <class T, QuantMode kMode, int NT, int RB, int WST, bool WG>
 __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kernel(const Params p) {
+  static_assert(!WG || RB == 1, "the warpgroup form takes one 16-row block per warp");
   using A = Act<T>;
   constexpr int kRowsPerCta = kWarps * 16 * RB;
   constexpr int kWC = WeightChunks<NT, RB>::value;  // chunks per weight copy
@@ -142,7 +164,9 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
   extern __shared__ __align__(128) uint8_t smem_raw[];
   // [mbarriers (kBarBytes) | x slots (m rows each) | scale slots | weight rings];
   // after the main loop the partials reuse everything past the barriers.
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // The warp index through a shuffle: provably warp-uniform to the compiler, so
+  // that branches on it do not count as divergent around wgmma (C7518).
+  const int warp = __shfl_sync(0xffffffff, static_cast<int>(threadIdx.x / 32), 0), lane = threadIdx.x % 32;
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw) + warp * WST;  // this warp's weight ring
   uint64_t* x_full = reinterpret_cast<uint64_t*>(smem_raw) + kWarps * WST;
   uint64_t* x_empty = x_full + kXSlots;
@@ -164,10 +188,13 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
   const int n_stages = (my_chunks + XC - 1) / XC;
   const int row_blocks = (p.n + 15) / 16;
   const int first_block = (row_group * kWarps + warp) * RB;
-  const bool active = first_block < row_blocks;
-  // Warps with a row block (warp 0 always has one): they consume x stages.
+  // Warps with a row block (warp 0 always has one): they consume x stages. In
+  // the warpgroup form every warp of a warpgroup with a row block takes part
+  // (wgmma is collective); a warp past the last block streams the last block
+  // again and its rows are never written out.
   const int cta_blocks = row_blocks - row_group * kWarps * RB;
-  const int active_warps = min(kWarps, (cta_blocks + RB - 1) / RB);
+  const int active_warps = WG ? min(kWarps, (cta_blocks + 3) / 4 * 4) : min(kWarps, (cta_blocks + RB - 1) / RB);
+  const bool active = warp < active_warps;
   const int row0 = row_group * kRowsPerCta;
   const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
 
@@ -188,6 +215,16 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
       }
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if constexpr (WG) {
+    // Token rows m .. 8*NT-1 of every x slot are zero (no stage writes them).
+    constexpr int kVecs = XK / 8;
+    for (int i = threadIdx.x; i < kXSlots * (8 * NT - p.m) * kVecs; i += kThreads) {
+      const int slot = i / ((8 * NT - p.m) * kVecs), rest = i % ((8 * NT - p.m) * kVecs);
+      const int tok = p.m + rest / kVecs, kb = rest % kVecs;
+      *reinterpret_cast<uint4*>(smem + slot * p.x_slot_bytes + wg_x_offset<NT>(tok, kb)) = make_uint4(0, 0, 0, 0);
+    }
+    gemv::fence_proxy_async_smem();
   }
   __syncthreads();                      // x barriers are initialized before any warp waits on them
   // Everything above touched no global memory; from here on inputs are read.
@@ -227,10 +264,24 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
     const int chn = min(XC, my_chunks - ch0);
     const int kk0 = k_begin + ch0 * kChunkK;
     auto copy_x = [&](int vecs) {  // vecs: 16-byte pieces per token row
-      for (int i = threadIdx.x; i < p.m * vecs; i += producers) {
-        const int tok = i / vecs, v = i - tok * vecs;
-        gemv::cp_async_16_zfill(xs + (tok * kXStride + v * 8) * 2, xg + static_cast<int64_t>(tok) * p.k + kk0 + v * 8,
-                                true);
+      if constexpr (WG) {
+        // A thread takes one (token row mod 8, 16-byte piece) pair and walks the
+        // token groups; eight consecutive threads fill one core-matrix row
+        // block (conflict-free), and the loop is two adds per copy.
+        for (int i = threadIdx.x; i < 8 * vecs; i += producers) {
+          const int r = i % 8, v = i / 8;
+          uint32_t dst = xs + wg_x_offset<NT>(r, v);
+          const T* src = xg + static_cast<int64_t>(r) * p.k + kk0 + v * 8;
+          for (int tok = r; tok < p.m; tok += 8, dst += 128, src += 8 * static_cast<int64_t>(p.k)) {
+            gemv::cp_async_16_zfill(dst, src, true);
+          }
+        }
+      } else {
+        for (int i = threadIdx.x; i < p.m * vecs; i += producers) {
+          const int tok = i / vecs, v = i - tok * vecs;
+          gemv::cp_async_16_zfill(xs + (tok * kXStride + v * 8) * 2, xg + static_cast<int64_t>(tok) * p.k + kk0 + v * 8,
+                                  true);
+        }
       }
     };
     if (chn == XC) {
@@ -298,6 +349,7 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
       load_stage(fill);
     }
     gemv::mbarrier_wait(gemv::smem_addr(x_full + slot), (st / kXSlots) & 1);
+    if constexpr (WG) gemv::fence_proxy_async_smem();  // the stage's cp.async writes, for wgmma's reads
     const uint32_t xs_addr = smem0 + slot * x_slot;
     const uint32_t ss_addr = gemv::smem_addr(sz_base + slot * kSzBytes);
     const int g0 = grp;                 // the stage's first group
@@ -340,30 +392,69 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
 #pragma unroll
         for (int r = 0; r < RB; ++r) s_lo[r] = s_hi[r] = z_lo[r] = z_hi[r] = 0;
       }
+      if constexpr (WG) {
+        // The warpgroup's 64 rows x 64 k against all 8*NT tokens: four wgmma,
+        // A from registers. The previous chunk's wgmma must be done before its
+        // A registers are written again: ptxas serializes every wgmma (C7513)
+        // when A registers are written while any wgmma is pending, even other
+        // registers (measured: two register sets, or two accumulator sets,
+        // still serialize). The overlap comes from the other warpgroups of the SM.
+        gemv::wgmma_wait<0>();
+        uint32_t fr[4][4];
 #pragma unroll
-      for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-        uint32_t frag[RB][2][4];
+        for (int a = 0; a < 4; ++a) dequant_scaled<T, kMode>(wq[0][a], s_lo[0], s_hi[0], z_lo[0], z_hi[0], fr[a]);
+        uint64_t desc[4];
 #pragma unroll
-        for (int r = 0; r < RB; ++r)
+        for (int a = 0; a < 4; ++a) {
+          desc[a] = gemv::wgmma_desc(xs_addr + wg_x_offset<NT>(0, (c * kChunkK + a * 16) / 8), NT * 128, 128);
+          gemv::pin(desc[a]);
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-            dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
-        const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
+          for (int i = 0; i < 4; ++i) gemv::pin(fr[a][i]);
+        }
+        gemv::wgmma_fence();
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          if (t < ntiles) {
-            uint32_t xb[4];
-            gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
+        for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc[0], fr[a], desc[a]);
+        gemv::wgmma_commit();
+      } else {
+#pragma unroll
+        for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+          uint32_t frag[RB][2][4];
+#pragma unroll
+          for (int r = 0; r < RB; ++r)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
+              dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
+          const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
 #pragma unroll
-              for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+          for (int t = 0; t < NT; ++t) {
+            if (t < ntiles) {
+              uint32_t xb[4];
+              gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
+#pragma unroll
+              for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+            }
           }
         }
       }
     }
-    __syncwarp();                       // every lane is done with this x slot
-    if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + slot));
+    if constexpr (WG) {
+      // wgmma reads x asynchronously: stage st-1's slot is free once every
+      // group but this stage's last is done.
+      gemv::wgmma_wait<1>();
+      if (st > 0 && lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + (st - 1) % kXSlots));
+    } else {
+      __syncwarp();                     // every lane is done with this x slot
+      if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + slot));
+    }
+  }
+  if constexpr (WG) {
+    gemv::wgmma_wait<0>();  // the accumulators are final (nothing pending in an idle warp)
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) gemv::pin(acc[0][t][i]);
   }
   launch_dependents();
 

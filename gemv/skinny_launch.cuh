@@ -20,7 +20,7 @@ struct Plan {
 
 inline int align128(int x) { return (x + 127) / 128 * 128; }
 
-template <int NT, int RB, int WST, bool kScales, bool kZeros>
+template <int NT, int RB, int WST, bool kScales, bool kZeros, bool WG = false>
 struct Planner {
   static constexpr int kRowsPerCta = kWarps * 16 * RB;
   static constexpr int XC = XChunks<NT>::value;
@@ -28,7 +28,8 @@ struct Planner {
   static constexpr int kSzBytes = kScales ? XC * kRowsPerCta * 2 * (kZeros ? 2 : 1) : 0;
 
   static int smem_bytes(int m, int& x_slot_bytes) {
-    x_slot_bytes = align128(m * kXStride * 2);
+    // The warpgroup form's slot holds all 8*NT token rows (unpadded core matrices).
+    x_slot_bytes = WG ? align128(8 * NT * XC * kChunkK * 2) : align128(m * kXStride * 2);
     const int rings = kXSlots * (x_slot_bytes + kSzBytes) + kWarps * WST * RB * WeightChunks<NT, RB>::value * kChunkBytes;
     const int red = (m + 7) / 8 * 8 * kRowsPerCta * 4;  // the partials, after the loop
     return kBarBytes + (rings > red ? rings : red);
@@ -72,12 +73,13 @@ struct Planner {
   }
 };
 
-template <class T, QuantMode kMode, int NT, int RB, int WST>
+// WG: the warpgroup form (wgmma; rows_per_warp 16 only), see skinny_kernel.cuh.
+template <class T, QuantMode kMode, int NT, int RB, int WST, bool WG = false>
 struct Skinny {
   static_assert(WST >= 2 && (WST * kWarps + 2 * kXSlots) * 8 <= kBarBytes, "weight ring depth out of range");
   static constexpr bool kScales = kMode != QuantMode::kPerColumn;
   static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
-  using P = Planner<NT, RB, WST, kScales, kZeros>;
+  using P = Planner<NT, RB, WST, kScales, kZeros, WG>;
   static int group(const GemmArgs& a) { return kScales ? a.group_size : a.k; }
 
   static bool shape_ok(const GemmArgs& a) {
@@ -104,7 +106,7 @@ struct Skinny {
   static size_t workspace_size(const GemmArgs&) { return 0; }
 
   static Status run(const GemmArgs& a) {
-    auto kernel = skinny_kernel<T, kMode, NT, RB, WST>;
+    auto kernel = skinny_kernel<T, kMode, NT, RB, WST, WG>;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return launch_failed(cudaSuccess);
     // Function attributes belong to a device: set them once on each device this kernel runs on.

@@ -288,11 +288,16 @@ class GemvConfig(Kernel):
 # CTAs split K. With k_warps = 2, 4 or 8 (gemv/skinny_wsplit_kernel.cuh) the
 # warps of one CTA split K instead (8 / k_warps row blocks of 16 rows per CTA,
 # x of the whole K resident, no cluster): the small-layer, few-token form.
+# With mma = wgmma (the `_wg` name part; k_warps 1, rows_per_warp 16 only) each
+# 4-warp warpgroup multiplies its 64 rows by all 8 * max_m/8 tokens with
+# wgmma, the dequantized weight as the register A operand and x in shared
+# memory as B: the many-token form for small layers (M = 17-128).
 SKINNY_CHUNK_K = 64
 SKINNY_MAX_M = (16, 32, 64, 128)     # token tiles of 8 (the mma N dimension): 2, 4, 8, 16
 SKINNY_ROWS_PER_WARP = (16, 32)
 SKINNY_STAGES = (2, 4, 8)            # weight-ring stages per warp (1-2 KB each)
 SKINNY_K_WARPS = (1, 2, 4, 8)        # warps of a CTA that split K (1: split K over a cluster)
+SKINNY_MMA = ("sync", "wgmma")       # mma.sync per warp, or wgmma per warpgroup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +310,7 @@ class SkinnyConfig(Kernel):
     rows_per_warp: int
     stages: int
     k_warps: int = 1
+    mma: str = "sync"
 
     family: ClassVar[str] = "skinny"
     manifest_key: ClassVar[str] = "skinny"
@@ -317,14 +323,17 @@ class SkinnyConfig(Kernel):
         "rows_per_warp": _ints(SKINNY_ROWS_PER_WARP),
         "stages": _ints(SKINNY_STAGES),
         "k_warps": _ints(SKINNY_K_WARPS),
+        "mma": list(SKINNY_MMA),
     }
     RULES: ClassVar[dict] = rules.SKINNY_RULES
-    AXIS_DEFAULTS: ClassVar[dict[str, tuple[str, ...]]] = {"k_warps": ("1",)}  # the cluster form
-    # The k_warps part is left out where it is 1 (the names from before the axis existed).
+    # Axes added after manifests named skinny kernels: the cluster form with mma.sync.
+    AXIS_DEFAULTS: ClassVar[dict[str, tuple[str, ...]]] = {"k_warps": ("1",), "mma": ("sync",)}
+    # The k_warps part is left out where it is 1 and the mma part where it is sync (the names
+    # from before those axes existed).
     NAME_RE: ClassVar[re.Pattern] = re.compile(
         r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny_m(?P<max_m>\d+)_r(?P<rows_per_warp>\d+)"
-        r"_s(?P<stages>\d+)(?:_kw(?P<k_warps>\d+))?")
-    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS]"
+        r"_s(?P<stages>\d+)(?:_kw(?P<k_warps>\d+))?(?P<wg>_wg)?")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS][_wg]"
     template: ClassVar[str] = "skinny_kernels.cu.j2"
     include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_*launch.cuh"
     # Measured: 12 kernels of the harness compile in 8 s on 2 cores (ptxas, no CUTLASS headers).
@@ -333,8 +342,9 @@ class SkinnyConfig(Kernel):
     @property
     def name(self) -> str:
         kw = f"_kw{self.k_warps}" if self.k_warps != 1 else ""
+        wg = "_wg" if self.mma == "wgmma" else ""
         return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_skinny_m{self.max_m}"
-                f"_r{self.rows_per_warp}_s{self.stages}{kw}")
+                f"_r{self.rows_per_warp}_s{self.stages}{kw}{wg}")
 
     @property
     def row_blocks_per_warp(self) -> int:
@@ -350,12 +360,14 @@ class SkinnyConfig(Kernel):
 
     def axis_values(self) -> dict[str, Any]:
         return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
-                "rows_per_warp": self.rows_per_warp, "stages": self.stages, "k_warps": self.k_warps}
+                "rows_per_warp": self.rows_per_warp, "stages": self.stages, "k_warps": self.k_warps,
+                "mma": self.mma}
 
     @classmethod
     def from_axes(cls, v: dict[str, str]) -> "SkinnyConfig":
         cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["rows_per_warp"]),
-                  int(v["stages"]), int(v.get("k_warps") or 1))
+                  int(v["stages"]), int(v.get("k_warps") or 1),
+                  v.get("mma") or ("wgmma" if v.get("wg") else "sync"))
         outside = cfg.outside_axes()
         if outside:
             raise ValueError(outside)
@@ -364,7 +376,7 @@ class SkinnyConfig(Kernel):
     def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
         # The smallest token tile that takes m (tiles past m are skipped, but the ring is sized by
         # m and a larger tile spends registers), then the rule's K split, rows per warp and stages.
-        return (self.max_m, self.k_warps != rule.get("k_warps", 1),
+        return (self.max_m, self.k_warps != rule.get("k_warps", 1), self.mma != rule.get("mma", "sync"),
                 self.rows_per_warp != rule.get("rows_per_warp", 16), self.stages != rule.get("stages", 4))
 
 

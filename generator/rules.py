@@ -176,7 +176,14 @@ def skinny_wsplit_rows(cfg) -> Optional[str]:
     return None
 
 
-SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows}
+def skinny_wgmma_form(cfg) -> Optional[str]:
+    if cfg.mma == "wgmma" and (cfg.k_warps != 1 or cfg.rows_per_warp != 16):
+        return ("mma wgmma needs the cluster form with one 16-row block per warp (k_warps 1, rows_per_warp 16): "
+                "a warpgroup's four warps share each K step")
+    return None
+
+
+SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows, "skinny_wgmma_form": skinny_wgmma_form}
 
 
 def violations(cfg) -> list[tuple[str, str]]:

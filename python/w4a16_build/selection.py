@@ -60,12 +60,12 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -
 
 
 def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
-    """The rules of the table that cover the call, in table order: m_max covers m and, where a
-    rule has them, max_nk (an upper bound on N * K) and max_n (on N) cover the layer: a size rule,
+    """The rules of the table that cover the call, in table order: m_max (and m_min, where a rule
+    has one) cover m and, where a rule has them, max_nk (an upper bound on N * K) and max_n (on N) cover the layer: a size rule,
     which needs K. The last one has no size bound (the table's last rule covers every M)."""
     out = []
     for r in heuristic_table()["rules"]:
-        if r["m_max"] is not None and m > r["m_max"]:
+        if (r["m_max"] is not None and m > r["m_max"]) or m < r.get("m_min", 1):
             continue
         if "max_nk" in r or "max_n" in r:
             if k is not None and n * k <= r.get("max_nk", n * k) and n <= r.get("max_n", n):

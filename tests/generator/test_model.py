@@ -114,3 +114,17 @@ def test_skinny_k_warps_names():
         parse_name("fp16_int4_groupwise_skinny_m16_r16_s4_kw3")
     # K parts own 16-row blocks: 32 rows per warp is not a warp-split kernel.
     assert [r for r, _ in parse_name("fp16_int4_groupwise_skinny_m16_r32_s4_kw4").violations()] == ["skinny_wsplit_rows"]
+
+
+def test_skinny_wgmma_names():
+    """Issue 15: the warpgroup form is named by a _wg part after everything else; mma sync (the
+    default) keeps the names from before the axis existed; it takes one 16-row block per warp and
+    no warp split."""
+    wg = parse_name("bf16_int4_groupwise_zero_skinny_m128_r16_s4_wg")
+    assert (wg.mma, wg.max_m, wg.k_warps, wg.rows_per_warp) == ("wgmma", 128, 1, 16) and not wg.violations()
+    assert wg.to_dict()["mma"] == "wgmma" and wg.token_tiles == 16
+    assert parse_name("fp16_int4_groupwise_skinny_m16_r16_s4").mma == "sync"
+    for bad in ("fp16_int4_groupwise_skinny_m64_r32_s4_wg", "fp16_int4_groupwise_skinny_m64_r16_s2_kw8_wg"):
+        assert [r for r, _ in parse_name(bad).violations()] == ["skinny_wgmma_form"], bad
+    with pytest.raises(ValueError):
+        parse_name("fp16_int4_groupwise_skinny_m64_r16_s4_wg_kw8")       # the parts have one order

@@ -180,3 +180,24 @@ def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
         lines = files[name]
         assert not any("skinny_wsplit" in x or "SkinnyWsplit" in x for x in lines), name
         assert f"using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 2, {rb}, 2>;" in lines
+
+
+def test_skinny_wgmma_passes_the_warpgroup_flag(tmp_path):
+    """Issue 15: mma wgmma instantiates the same launcher with its warpgroup flag (the sixth
+    template argument); mma sync keeps the five arguments it had; an impossible pairing (32 rows per
+    warp) is rejected by skinny_wgmma_form, not rendered."""
+    text = SMALL.format(kpf=1).replace(
+        "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], max_m: [64], rows_per_warp: [16, 32], "
+        "stages: [4], mma: [sync, wgmma]}")
+    p = plan(parse(text, "s.yaml"))
+    names = sorted(k.name for k in p.kernels if k.family == "skinny")
+    assert names == ["fp16_int4_groupwise_skinny_m64_r16_s4", "fp16_int4_groupwise_skinny_m64_r16_s4_wg",
+                     "fp16_int4_groupwise_skinny_m64_r32_s4"]
+    assert any(r.config.name.endswith("_r32_s4_wg") and "skinny_wgmma_form" in r.rule for r in p.rejected)
+    render(p, tmp_path)
+    files = {s.kernels[0].name: (tmp_path / "kernels" / s.filename).read_text().splitlines()
+             for s in p.shards if s.kernels[0].family == "skinny"}
+    assert "using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 8, 1, 4, true>;" in \
+        files["fp16_int4_groupwise_skinny_m64_r16_s4_wg"]
+    assert "using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 8, 1, 4>;" in \
+        files["fp16_int4_groupwise_skinny_m64_r16_s4"]

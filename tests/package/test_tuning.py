@@ -138,6 +138,7 @@ ALIAS = {
     "g16r16": "fp16_int4_groupwise_gemv_m16_r16_s4", "g16r32": "fp16_int4_groupwise_gemv_m16_r32_s4",
     "s16": "fp16_int4_groupwise_skinny_m16_r16_s4", "s64": "fp16_int4_groupwise_skinny_m64_r16_s4",
     "w8": "fp16_int4_groupwise_skinny_m16_r16_s2_kw8",
+    "wg32": "fp16_int4_groupwise_skinny_m32_r16_s4_wg", "wg64": "fp16_int4_groupwise_skinny_m64_r16_s4_wg",
     "c16sk": "fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
     "c64sk": "fp16_int4_groupwise_t128x64x64_c1x1_coop_streamk",
     "c64p": "fp16_int4_groupwise_t64x64x64_c1x1_pingpong_persistent",
@@ -236,6 +237,24 @@ def test_the_warp_split_skinny_kernel_takes_the_smallest_m():
     assert ranked(8, 2048, 132, k=2048, **kw)[0] == "w8"            # 4.19M
     assert ranked(9, 2048, 132, k=2048, **kw)[0] == "s16"
     assert ranked(1, 8192, 132)[0] != "w8"                          # no K: a size rule cannot apply
+
+
+def test_the_warpgroup_skinny_kernel_takes_m_17_to_32_on_narrow_small_layers():
+    """Issue 15: the warpgroup form (mma wgmma) is ranked first where the H200 data of the
+    development models had it faster than the previous choice (benchmarks/NOTES.md, "The
+    warpgroup form"): M = 17-32 on layers with N <= 3584 and N*K <= 26M; not at M <= 16 (m_min),
+    not on wider or larger layers, not from M = 33; a build without it falls through."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    assert ranked(17, 2048, 132, k=2048, **kw)[0] == "wg32"
+    assert ranked(32, 3584, 132, k=3584, **kw)[0] == "wg32"
+    assert ranked(24, 896, 132, k=4864, **kw)[0] == "wg32"
+    assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"         # below m_min: the older rule
+    assert ranked(33, 2048, 132, k=2048, **kw)[0] not in ("wg32", "wg64")
+    assert ranked(24, 4096, 132, k=2304, **kw)[0] not in ("wg32", "wg64")   # N > 3584
+    assert ranked(24, 3072, 132, k=9216, **kw)[0] not in ("wg32", "wg64")   # 28.3M > 26M
+    assert ranked(24, 2048, 132)[0] not in ("wg32", "wg64")                 # no K: no size rule
+    no_wg = [c for c in KS if not SHORT[c.name].startswith("wg")]
+    assert parse_name(rank_by_heuristic(no_wg, 24, 2048, 132, k=2048, **kw)[0]).family == "cutlass"
 
 
 def test_measured_rows_come_first(monkeypatch):
