@@ -103,7 +103,7 @@ struct Params {
   int64_t ld_out;     // elements between token rows of out
   int64_t ld_scales;  // elements between scale (and zero) groups
   int splits;         // CTAs per cluster sharing one row group (split K)
-  int x_slot_bytes;   // bytes of one x slot (m rows), 128-aligned
+  int x_slot_bytes;   // bytes of one x slot (m rows; 8 * NT in the warpgroup form), 128-aligned
 };
 
 __device__ __forceinline__ void grid_dependency_wait() {
@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
   // Scale (zero) rows of one x slot: a stage of XC chunks touches at most XC groups.
   constexpr int kSzBytes = kScales ? XC * kRowsPerCta * 2 * (kZeros ? 2 : 1) : 0;
   extern __shared__ __align__(128) uint8_t smem_raw[];
-  // [mbarriers (kBarBytes) | x slots (m rows each) | scale slots | weight rings];
+  // [mbarriers (kBarBytes) | x slots (m rows each, 8 * NT in the warpgroup form) | scale slots | weight rings];
   // after the main loop the partials reuse everything past the barriers.
   // The warp index through a shuffle: provably warp-uniform to the compiler, so
   // that branches on it do not count as divergent around wgmma (C7518).
@@ -441,7 +441,8 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
     }
     if constexpr (WG) {
       // wgmma reads x asynchronously: stage st-1's slot is free once every
-      // group but this stage's last is done.
+      // group but this stage's last is done (already so, by the wait at each
+      // chunk's start; kept so that the release does not depend on it).
       gemv::wgmma_wait<1>();
       if (st > 0 && lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + (st - 1) % kXSlots));
     } else {

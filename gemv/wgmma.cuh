@@ -7,6 +7,9 @@
 // serve both forms.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstdint>
 
 namespace w4a16::gemv {

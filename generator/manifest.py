@@ -31,7 +31,7 @@ section builds nothing, an omitted `gemv` every GEMV kernel; `gemv: false` build
 none. In a CUTLASS set every axis must be given, so a manifest says exactly what it
 builds; in a GEMV or skinny set an omitted axis means all of its values, except an
 axis added later, which means its family's default (AXIS_DEFAULTS: skinny's
-k_warps, 1).
+k_warps, 1, and mma, sync).
 
 Within a set, combinations that break a validity rule (the family's RULES) are
 dropped: a set spans axes, not every point of it must exist. An explicit name
@@ -122,7 +122,7 @@ def _parse_set(path: str, where: str, raw: Any, cls: type[Kernel]) -> dict[str, 
     if missing and cls.axes_required:
         raise _err(path, f"{where}.{missing[0]}", f"axis missing; every set names all of: {', '.join(cls.AXES)}")
     # Where axes may be left out (the GEMV, skinny), an omitted axis means all of its values, or
-    # the family's default for an axis added later (AXIS_DEFAULTS: skinny's k_warps is 1).
+    # the family's default for an axis added later (AXIS_DEFAULTS: skinny's k_warps is 1, mma sync).
     return {axis: given.get(axis, cls.AXIS_DEFAULTS.get(axis, tuple(allowed))) for axis, allowed in cls.AXES.items()}
 
 

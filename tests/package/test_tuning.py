@@ -248,7 +248,9 @@ def test_the_warpgroup_skinny_kernel_takes_m_17_to_32_on_narrow_small_layers():
     assert ranked(17, 2048, 132, k=2048, **kw)[0] == "wg32"
     assert ranked(32, 3584, 132, k=3584, **kw)[0] == "wg32"
     assert ranked(24, 896, 132, k=4864, **kw)[0] == "wg32"
-    assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"         # below m_min: the older rule
+    assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"         # the older rule comes first
+    # Below m_min, on a layer past the older rule's 12M (12.8M): not the warpgroup form.
+    assert ranked(16, 3584, 132, k=3584, **kw)[0] not in ("wg32", "wg64")
     assert ranked(33, 2048, 132, k=2048, **kw)[0] not in ("wg32", "wg64")
     assert ranked(24, 4096, 132, k=2304, **kw)[0] not in ("wg32", "wg64")   # N > 3584
     assert ranked(24, 3072, 132, k=9216, **kw)[0] not in ("wg32", "wg64")   # 28.3M > 26M
