@@ -101,7 +101,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
                      key=lambda c: (c.rank_key(m, n, sms, sr), c.name))
         ranked += [c.name for c in fam]
         rest = [c for c in rest if c.name not in set(ranked)]
-    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None else None
+    # The nearest measured shape needs K as well as N.
+    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None and k is not None else None
 
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)

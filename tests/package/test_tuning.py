@@ -259,6 +259,14 @@ def test_the_warpgroup_skinny_kernel_takes_m_17_to_32_on_narrow_small_layers():
     assert parse_name(rank_by_heuristic(no_wg, 24, 2048, 132, k=2048, **kw)[0]).family == "cutlass"
 
 
+def test_a_ranking_without_k_skips_the_measured_rows():
+    """Found in review of issue 15: rank_by_heuristic with a dtype but no K (its signature allows
+    k=None) raised a TypeError in measured_choice (the log of N / None); without K neither the
+    size rules nor the nearest measured shape can apply, so the ordinary rules rank."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    assert ranked(24, 2048, 132, **kw) == ranked(24, 2048, 132)
+
+
 def test_measured_rows_come_first(monkeypatch):
     import w4a16_build.selection as t
 
