@@ -157,22 +157,27 @@ def test_gemv_shards_use_the_gemv_template(tmp_path):
     assert "w4a16::gemv::Gemv<__half, w4a16::QuantMode::kGroupwise, 2, 1, 8>" in text
 
 
-def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
-    """Issue 15: k_warps > 1 is the warp-split form (gemv/skinny_wsplit_*.cuh); k_warps 1 stays the
-    cluster form, and a file of cluster-form kernels does not include the warp-split header."""
+def _skinny_files(tmp_path, axes):
+    """Plan and render SMALL with one fp16 groupwise skinny set of `axes` (one kernel per file):
+    the plan and each skinny kernel's rendered lines by name."""
     text = SMALL.format(kpf=1).replace(
-        "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], max_m: [16], rows_per_warp: [16, 32], "
-        "stages: [2], k_warps: [1, 8]}")
+        "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], " + axes + "}")
     p = plan(parse(text, "s.yaml"))
-    names = sorted(k.name for k in p.kernels if k.family == "skinny")
-    # rows_per_warp 32 with k_warps 8 breaks skinny_wsplit_rows: three kernels, not four.
-    assert names == ["fp16_int4_groupwise_skinny_m16_r16_s2", "fp16_int4_groupwise_skinny_m16_r16_s2_kw8",
-                     "fp16_int4_groupwise_skinny_m16_r32_s2"]
-    assert any(r.config.name.endswith("_r32_s2_kw8") and "skinny_wsplit_rows" in r.rule for r in p.rejected)
     render(p, tmp_path)
     files = {s.kernels[0].name: (tmp_path / "kernels" / s.filename).read_text().splitlines()
              for s in p.shards if s.kernels[0].family == "skinny"}
-    assert sorted(files) == names                       # one kernel per file
+    assert sorted(files) == sorted(k.name for k in p.kernels if k.family == "skinny")
+    return p, files
+
+
+def test_skinny_k_warps_pick_the_warp_split_launcher(tmp_path):
+    """Issue 15: k_warps > 1 is the warp-split form (gemv/skinny_wsplit_*.cuh); k_warps 1 stays the
+    cluster form, and a file of cluster-form kernels does not include the warp-split header."""
+    p, files = _skinny_files(tmp_path, "max_m: [16], rows_per_warp: [16, 32], stages: [2], k_warps: [1, 8]")
+    # rows_per_warp 32 with k_warps 8 breaks skinny_wsplit_rows: three kernels, not four.
+    assert sorted(files) == ["fp16_int4_groupwise_skinny_m16_r16_s2", "fp16_int4_groupwise_skinny_m16_r16_s2_kw8",
+                             "fp16_int4_groupwise_skinny_m16_r32_s2"]   # one kernel per file
+    assert any(r.config.name.endswith("_r32_s2_kw8") and "skinny_wsplit_rows" in r.rule for r in p.rejected)
     wsplit = files["fp16_int4_groupwise_skinny_m16_r16_s2_kw8"]
     assert wsplit.count('#include "gemv/skinny_wsplit_launch.cuh"') == 1
     assert "using Impl = w4a16::skinny::SkinnyWsplit<__half, w4a16::QuantMode::kGroupwise, 2, 8, 2>;" in wsplit
@@ -186,17 +191,10 @@ def test_skinny_wgmma_passes_the_warpgroup_flag(tmp_path):
     """Issue 15: mma wgmma instantiates the same launcher with its warpgroup flag (the sixth
     template argument); mma sync keeps the five arguments it had; an impossible pairing (32 rows per
     warp) is rejected by skinny_wgmma_form, not rendered."""
-    text = SMALL.format(kpf=1).replace(
-        "gemv: false", "gemv: false\nskinny: {dtype: [fp16], mode: [groupwise], max_m: [64], rows_per_warp: [16, 32], "
-        "stages: [4], mma: [sync, wgmma]}")
-    p = plan(parse(text, "s.yaml"))
-    names = sorted(k.name for k in p.kernels if k.family == "skinny")
-    assert names == ["fp16_int4_groupwise_skinny_m64_r16_s4", "fp16_int4_groupwise_skinny_m64_r16_s4_wg",
-                     "fp16_int4_groupwise_skinny_m64_r32_s4"]
+    p, files = _skinny_files(tmp_path, "max_m: [64], rows_per_warp: [16, 32], stages: [4], mma: [sync, wgmma]")
+    assert sorted(files) == ["fp16_int4_groupwise_skinny_m64_r16_s4", "fp16_int4_groupwise_skinny_m64_r16_s4_wg",
+                             "fp16_int4_groupwise_skinny_m64_r32_s4"]
     assert any(r.config.name.endswith("_r32_s4_wg") and "skinny_wgmma_form" in r.rule for r in p.rejected)
-    render(p, tmp_path)
-    files = {s.kernels[0].name: (tmp_path / "kernels" / s.filename).read_text().splitlines()
-             for s in p.shards if s.kernels[0].family == "skinny"}
     assert "using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 8, 1, 4, true>;" in \
         files["fp16_int4_groupwise_skinny_m64_r16_s4_wg"]
     assert "using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 8, 1, 4>;" in \
