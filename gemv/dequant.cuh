@@ -108,4 +108,14 @@ __device__ __forceinline__ void codes_to_pairs<__nv_bfloat16>(uint32_t w, uint32
   }
 }
 
+// The ldmatrix.x4 row this lane addresses for token tile t of an x operand
+// stored as token rows of `stride` halves: the tile's token (row m-1 stands in
+// for rows >= m, whose results are never written out) and, by lane / 8, the k
+// halves 0-7 / 8-15 of atoms a, a+1 (the m16n8k16 B fragments of two atoms).
+// In halves from the operand's start.
+__device__ __forceinline__ int x_frag_row(int lane, int t, int m, int stride) {
+  const int q = lane / 8;
+  return min(t * 8 + lane % 8, m - 1) * stride + 16 * (q / 2) + 8 * (q % 2);
+}
+
 }  // namespace w4a16::gemv

@@ -187,13 +187,9 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Params p) {
   // (per token tile: atoms a, a+1 x k halves 0-7, 8-15; token rows >= m
   // alias row m-1).
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
-  const int q = lane / 8;
   uint32_t x_lane[NT];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const int tok = min(t * 8 + lane % 8, p.m - 1);
-    x_lane[t] = smem_addr(xs + tok * p.xs_stride + 16 * (q / 2) + 8 * (q % 2));
-  }
+  for (int t = 0; t < NT; ++t) x_lane[t] = smem_addr(xs + x_frag_row(lane, t, p.m, p.xs_stride));
 
   // Unrolled by the ring depth so every ring slot and barrier index is a
   // compile-time constant; the barrier parity flips once per round.

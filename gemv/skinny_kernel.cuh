@@ -314,16 +314,11 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
 
   const int g = lane / 4;
   const int r_lo = warp * 16 * RB + g;          // row within the CTA, block 0
-  const int q = lane / 8;
   const int ntiles = (p.m + 7) / 8;             // token tiles with a real token
-  // ldmatrix row offsets (bytes) into an x slot: per token tile, k halves
-  // 0-7 / 8-15 of atoms a, a+1; token rows >= m alias row m-1 (never written out).
+  // ldmatrix row offsets (bytes) into an x slot, per token tile (mma.sync form).
   uint32_t x_off[NT];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const int tok = min(t * 8 + lane % 8, p.m - 1);
-    x_off[t] = static_cast<uint32_t>((tok * kXStride + 16 * (q / 2) + 8 * (q % 2)) * 2);
-  }
+  for (int t = 0; t < NT; ++t) x_off[t] = static_cast<uint32_t>(gemv::x_frag_row(lane, t, p.m, kXStride) * 2);
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
   float acc[RB][NT][4];

@@ -125,15 +125,11 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, 1>::value) skinny_wsplit
 
   const int g = lane / 4;
   const int r_lo = blk * 16 + g;  // row within the CTA
-  const int q = lane / 8;
   const int ntiles = (p.m + 7) / 8;
-  // ldmatrix row offsets (bytes): token rows >= m alias row m-1 (never written out).
+  // ldmatrix row offsets (bytes) into the resident x, per token tile.
   uint32_t x_off[NT];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const int tok = min(t * 8 + lane % 8, p.m - 1);
-    x_off[t] = static_cast<uint32_t>((tok * x_stride + 16 * (q / 2) + 8 * (q % 2)) * 2);
-  }
+  for (int t = 0; t < NT; ++t) x_off[t] = static_cast<uint32_t>(gemv::x_frag_row(lane, t, p.m, x_stride) * 2);
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
   float acc[NT][4];
