@@ -28,8 +28,10 @@
 //   the row's scale, so the mma accumulates scaled products straight into the
 //   fp32 accumulators: no per-chunk partial sums, no per-token scale FMAs, and
 //   the fragment serves all NT token tiles.
-// - Token tiles past m are skipped at run time (warp-uniform), so one kernel
-//   serves every m up to its maximum.
+// - One kernel serves every m up to its maximum: its loop is compiled for 1,
+//   2, up to 4 and all NT token tiles of 8 and picked from m at run time, so no
+//   mma of an empty tile is issued (tiles past m inside the last two are
+//   skipped, warp-uniform).
 // - Split K over a thread-block cluster, summed in a fixed order through
 //   distributed shared memory (deterministic, no workspace), as the GEMV does;
 //   the launcher sizes the split with the occupancy calculator's cluster count.
@@ -55,6 +57,8 @@
 #pragma once
 
 #include <cooperative_groups.h>
+
+#include <type_traits>
 
 #include "gemv/dequant.cuh"
 #include "gemv/wgmma.cuh"
@@ -137,6 +141,23 @@ __device__ __forceinline__ void dequant_scaled(uint32_t w, uint32_t s_lo, uint32
 }
 
 __device__ __forceinline__ uint32_t splat16(uint32_t v) { return v | (v << 16); }
+
+// Runs loop(std::integral_constant<int, NTA>{}) with the token-tile count the
+// loop is compiled for: exactly 1 or 2 tiles, else up to 4 or all NT (the loop
+// skips tiles past ntiles there), so that few tokens issue no mma of an empty
+// tile (benchmarks/NOTES.md, attempt 14).
+template <int NT, class Loop>
+__device__ __forceinline__ void by_token_tiles(int ntiles, Loop&& loop) {
+  if (ntiles == 1) {
+    loop(std::integral_constant<int, 1>{});
+  } else if (ntiles == 2) {
+    loop(std::integral_constant<int, (NT < 2 ? NT : 2)>{});
+  } else if (ntiles <= 4) {
+    loop(std::integral_constant<int, (NT < 4 ? NT : 4)>{});
+  } else {
+    loop(std::integral_constant<int, NT>{});
+  }
+}
 
 // x slot layouts. mma.sync form: m token rows of XK k, padded for ldmatrix.
 // Warpgroup form: 8*NT token rows (rows past m stay zero) in 8x16-byte core
@@ -330,120 +351,130 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
       for (int i = 0; i < 4; ++i) acc[r][t][i] = 0.f;
 
   const uint32_t smem0 = gemv::smem_addr(smem);
-  uint32_t j = 0;  // this warp's chunk counter
-  // The scale group of the warp's current chunk, and the chunk's place in it.
-  int grp = c_begin / cpg, cig = c_begin % cpg;
-  for (int st = 0; active && st < n_stages; ++st) {
-    const int slot = st % kXSlots;
-    if (st + kXAhead < n_stages) {
-      // Refill the slot stage st - 2 used, once every consumer is done with it.
-      const int fill = st + kXAhead;
-      if (fill >= kXSlots) {
-        gemv::mbarrier_wait(gemv::smem_addr(x_empty + fill % kXSlots), ((fill / kXSlots) - 1) & 1);
+  // The loop, for NTA token tiles known at compile time in the mma.sync form (by_token_tiles); the
+  // warpgroup form multiplies all 8*NT rows at once.
+  auto loop = [&](auto nta) {
+    [[maybe_unused]] constexpr int NTA = decltype(nta)::value;
+    uint32_t j = 0;  // this warp's chunk counter
+    // The scale group of the warp's current chunk, and the chunk's place in it.
+    int grp = c_begin / cpg, cig = c_begin % cpg;
+    for (int st = 0; active && st < n_stages; ++st) {
+      const int slot = st % kXSlots;
+      if (st + kXAhead < n_stages) {
+        // Refill the slot stage st - 2 used, once every consumer is done with it.
+        const int fill = st + kXAhead;
+        if (fill >= kXSlots) {
+          gemv::mbarrier_wait(gemv::smem_addr(x_empty + fill % kXSlots), ((fill / kXSlots) - 1) & 1);
+        }
+        load_stage(fill);
       }
-      load_stage(fill);
-    }
-    gemv::mbarrier_wait(gemv::smem_addr(x_full + slot), (st / kXSlots) & 1);
-    if constexpr (WG) gemv::fence_proxy_async_smem();  // the stage's cp.async writes, for wgmma's reads
-    const uint32_t xs_addr = smem0 + slot * x_slot;
-    const uint32_t ss_addr = gemv::smem_addr(sz_base + slot * kSzBytes);
-    const int g0 = grp;                 // the stage's first group
-    const int chn = min(XC, my_chunks - st * XC);
-#pragma unroll
-    for (int c = 0; c < XC; ++c) {
-      if (c >= chn) break;
-      const uint32_t ws = j / kWC, wi = j % kWC;
-      if (wi == 0) {
-        __syncwarp();                   // every lane is done with the weight slot refilled next
-        if (lane == 0 && ws + WST - 1 < static_cast<uint32_t>(w_stages)) issue(ws + WST - 1);
-        gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
-      }
-      const uint32_t wslot = gemv::smem_addr(my_ring + (ws % WST) * kStageBytes) + wi * kChunkBytes;
-      const int gl = grp - g0;
-      if (++cig == cpg) {
-        cig = 0;
-        ++grp;
-      }
-      uint32_t wq[RB][4];
-#pragma unroll
-      for (int r = 0; r < RB; ++r) gemv::ldmatrix_x4(wq[r], wslot + r * kWC * kChunkBytes + w_lane_off);
-      ++j;
+      gemv::mbarrier_wait(gemv::smem_addr(x_full + slot), (st / kXSlots) & 1);
+      if constexpr (WG) gemv::fence_proxy_async_smem();  // the stage's cp.async writes, for wgmma's reads
+      const uint32_t xs_addr = smem0 + slot * x_slot;
+      const uint32_t ss_addr = gemv::smem_addr(sz_base + slot * kSzBytes);
+      const int g0 = grp;                 // the stage's first group
+      const int chn = min(XC, my_chunks - st * XC);
+  #pragma unroll
+      for (int c = 0; c < XC; ++c) {
+        if (c >= chn) break;
+        const uint32_t ws = j / kWC, wi = j % kWC;
+        if (wi == 0) {
+          __syncwarp();                   // every lane is done with the weight slot refilled next
+          if (lane == 0 && ws + WST - 1 < static_cast<uint32_t>(w_stages)) issue(ws + WST - 1);
+          gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+        }
+        const uint32_t wslot = gemv::smem_addr(my_ring + (ws % WST) * kStageBytes) + wi * kChunkBytes;
+        [[maybe_unused]] const int gl = grp - g0;
+        if (++cig == cpg) {
+          cig = 0;
+          ++grp;
+        }
+        uint32_t wq[RB][4];
+  #pragma unroll
+        for (int r = 0; r < RB; ++r) gemv::ldmatrix_x4(wq[r], wslot + r * kWC * kChunkBytes + w_lane_off);
+        ++j;
 
-      uint32_t s_lo[RB], s_hi[RB], z_lo[RB], z_hi[RB];
-      if constexpr (kScales) {
-#pragma unroll
-        for (int r = 0; r < RB; ++r) {
-          const uint32_t row = ss_addr + 2 * (gl * kRowsPerCta + r_lo + 16 * r);
-          s_lo[r] = splat16(gemv::lds_u16(row));
-          s_hi[r] = splat16(gemv::lds_u16(row + 16));
-          if constexpr (kZeros) {
-            z_lo[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta));
-            z_hi[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta + 16));
-          } else {
-            z_lo[r] = z_hi[r] = 0;
+        uint32_t s_lo[RB], s_hi[RB], z_lo[RB], z_hi[RB];
+        if constexpr (kScales) {
+  #pragma unroll
+          for (int r = 0; r < RB; ++r) {
+            const uint32_t row = ss_addr + 2 * (gl * kRowsPerCta + r_lo + 16 * r);
+            s_lo[r] = splat16(gemv::lds_u16(row));
+            s_hi[r] = splat16(gemv::lds_u16(row + 16));
+            if constexpr (kZeros) {
+              z_lo[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta));
+              z_hi[r] = splat16(gemv::lds_u16(row + 2 * XC * kRowsPerCta + 16));
+            } else {
+              z_lo[r] = z_hi[r] = 0;
+            }
           }
+        } else {
+  #pragma unroll
+          for (int r = 0; r < RB; ++r) s_lo[r] = s_hi[r] = z_lo[r] = z_hi[r] = 0;
         }
-      } else {
-#pragma unroll
-        for (int r = 0; r < RB; ++r) s_lo[r] = s_hi[r] = z_lo[r] = z_hi[r] = 0;
-      }
-      if constexpr (WG) {
-        // The warpgroup's 64 rows x 64 k against all 8*NT tokens: four wgmma,
-        // A from registers. The previous chunk's wgmma must be done before its
-        // A registers are written again: ptxas serializes every wgmma (C7513)
-        // when A registers are written while any wgmma is pending, even other
-        // registers (measured: two register sets, or two accumulator sets,
-        // still serialize). The overlap comes from the other warpgroups of the SM.
-        gemv::wgmma_wait<0>();
-        uint32_t fr[4][4];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) dequant_scaled<T, kMode>(wq[0][a], s_lo[0], s_hi[0], z_lo[0], z_hi[0], fr[a]);
-        uint64_t desc[4];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          desc[a] = gemv::wgmma_desc(xs_addr + wg_x_offset<NT>(0, (c * kChunkK + a * 16) / 8), NT * 128, 128);
-          gemv::pin(desc[a]);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) gemv::pin(fr[a][i]);
-        }
-        gemv::wgmma_fence();
-#pragma unroll
-        for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc[0], fr[a], desc[a]);
-        gemv::wgmma_commit();
-      } else {
-#pragma unroll
-        for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-          uint32_t frag[RB][2][4];
-#pragma unroll
-          for (int r = 0; r < RB; ++r)
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-              dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
-          const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
-#pragma unroll
-          for (int t = 0; t < NT; ++t) {
-            if (t < ntiles) {
-              uint32_t xb[4];
-              gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
-#pragma unroll
+        if constexpr (WG) {
+          // The warpgroup's 64 rows x 64 k against all 8*NT tokens: four wgmma,
+          // A from registers. The previous chunk's wgmma must be done before its
+          // A registers are written again: ptxas serializes every wgmma (C7513)
+          // when A registers are written while any wgmma is pending, even other
+          // registers (measured: two register sets, or two accumulator sets,
+          // still serialize). The overlap comes from the other warpgroups of the SM.
+          gemv::wgmma_wait<0>();
+          uint32_t fr[4][4];
+  #pragma unroll
+          for (int a = 0; a < 4; ++a) dequant_scaled<T, kMode>(wq[0][a], s_lo[0], s_hi[0], z_lo[0], z_hi[0], fr[a]);
+          uint64_t desc[4];
+  #pragma unroll
+          for (int a = 0; a < 4; ++a) {
+            desc[a] = gemv::wgmma_desc(xs_addr + wg_x_offset<NT>(0, (c * kChunkK + a * 16) / 8), NT * 128, 128);
+            gemv::pin(desc[a]);
+  #pragma unroll
+            for (int i = 0; i < 4; ++i) gemv::pin(fr[a][i]);
+          }
+          gemv::wgmma_fence();
+  #pragma unroll
+          for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc[0], fr[a], desc[a]);
+          gemv::wgmma_commit();
+        } else {
+  #pragma unroll
+          for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+            uint32_t frag[RB][2][4];
+  #pragma unroll
+            for (int r = 0; r < RB; ++r)
+  #pragma unroll
               for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+                dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
+            const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
+  #pragma unroll
+            for (int t = 0; t < NTA; ++t) {
+              if (NTA <= 2 || t < ntiles) {
+                uint32_t xb[4];
+                gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
+  #pragma unroll
+                for (int h = 0; h < 2; ++h)
+  #pragma unroll
+                  for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+              }
             }
           }
         }
       }
+      if constexpr (WG) {
+        // wgmma reads x asynchronously: stage st-1's slot is free once every
+        // group but this stage's last is done (already so, by the wait at each
+        // chunk's start; kept so that the release does not depend on it).
+        gemv::wgmma_wait<1>();
+        if (st > 0 && lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + (st - 1) % kXSlots));
+      } else {
+        __syncwarp();                     // every lane is done with this x slot
+        if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + slot));
+      }
     }
-    if constexpr (WG) {
-      // wgmma reads x asynchronously: stage st-1's slot is free once every
-      // group but this stage's last is done (already so, by the wait at each
-      // chunk's start; kept so that the release does not depend on it).
-      gemv::wgmma_wait<1>();
-      if (st > 0 && lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + (st - 1) % kXSlots));
-    } else {
-      __syncwarp();                     // every lane is done with this x slot
-      if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(x_empty + slot));
-    }
+  };
+  if constexpr (WG) {
+    loop(std::integral_constant<int, NT>{});
+  } else {
+    by_token_tiles<NT>(ntiles, loop);
   }
   if constexpr (WG) {
     gemv::wgmma_wait<0>();  // the accumulators are final (nothing pending in an idle warp)

@@ -18,6 +18,9 @@
 //   with 16-byte cp.async behind the first weight copies; one CTA barrier. So
 //   the shared memory needed grows with m * K: the launcher refuses a call whose
 //   x does not fit (then the selection takes the next tactic).
+// - The loop runs by weight stage with the stage's chunks unrolled (immediate
+//   shared-memory offsets) and is compiled per token-tile count as in the
+//   cluster form; with <= 16 tokens the launch bound asks for 4 CTAs per SM.
 // - The K parts' partial sums meet in shared memory after the loop and are
 //   added in K order (deterministic, no workspace, no atomics).
 // - Programmatic dependent launch as in the cluster form: nothing global is
@@ -38,7 +41,7 @@ __host__ __device__ inline int wsplit_sz_bytes(int k, int group_size, int rows, 
 }
 
 template <class T, QuantMode kMode, int NT, int KW, int WST>
-__global__ void __launch_bounds__(kThreads, MinCtas<NT, 1>::value) skinny_wsplit_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value) skinny_wsplit_kernel(const Params p) {
   using A = Act<T>;
   static_assert(kWarps % KW == 0, "K parts must divide the warps");
   constexpr int kBlocks = kWarps / KW;  // 16-row blocks per CTA
@@ -139,49 +142,61 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, 1>::value) skinny_wsplit
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
 
   const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
-  int grp = c_begin / cpg, cig = c_begin % cpg;
   const uint32_t xs0 = gemv::smem_addr(smem) + c_begin * kChunkK * 2;
   const uint32_t ss0 = gemv::smem_addr(sz) + 2 * r_lo;
-  for (int j = 0; active && j < my_chunks; ++j) {
-    const int ws = j / kWC, wi = j % kWC;
-    if (wi == 0) {
+  const uint32_t ring0 = gemv::smem_addr(my_ring) + w_lane_off;
+  // The loop, for NTA token tiles known at compile time (by_token_tiles), a stage's chunks
+  // unrolled so that their shared-memory addresses are immediates (benchmarks/NOTES.md, attempt 14).
+  auto loop = [&](auto nta) {
+    constexpr int NTA = decltype(nta)::value;
+    [[maybe_unused]] int grp = c_begin / cpg, cig = c_begin % cpg;
+    for (int ws = 0; ws < w_stages; ++ws) {
       __syncwarp();  // every lane is done with the slot refilled next
       if (lane == 0 && ws + WST - 1 < w_stages) issue(ws + WST - 1);
       gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
-    }
-    uint32_t wq[4];
-    gemv::ldmatrix_x4(wq, gemv::smem_addr(my_ring + (ws % WST) * kStageBytes) + wi * kChunkBytes + w_lane_off);
-    uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
-    if constexpr (kScales) {
-      const uint32_t row = ss0 + 2 * grp * kRows;
-      s_lo = splat16(gemv::lds_u16(row));
-      s_hi = splat16(gemv::lds_u16(row + 16));
-      if constexpr (kZeros) {
-        z_lo = splat16(gemv::lds_u16(row + 2 * groups * kRows));
-        z_hi = splat16(gemv::lds_u16(row + 2 * groups * kRows + 16));
-      }
-      if (++cig == cpg) {
-        cig = 0;
-        ++grp;
-      }
-    }
+      const uint32_t wslot = ring0 + (ws % WST) * kStageBytes;
+      const uint32_t xstage = xs0 + ws * (kWC * kChunkK * 2);
+      const int jn = min(kWC, my_chunks - ws * kWC);
 #pragma unroll
-    for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-      uint32_t frag[2][4];
+      for (int wi = 0; wi < kWC; ++wi) {
+        if (wi < jn) {
+          uint32_t wq[4];
+          gemv::ldmatrix_x4(wq, wslot + wi * kChunkBytes);
+          uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
+          if constexpr (kScales) {
+            const uint32_t row = ss0 + 2 * grp * kRows;
+            s_lo = splat16(gemv::lds_u16(row));
+            s_hi = splat16(gemv::lds_u16(row + 16));
+            if constexpr (kZeros) {
+              z_lo = splat16(gemv::lds_u16(row + 2 * groups * kRows));
+              z_hi = splat16(gemv::lds_u16(row + 2 * groups * kRows + 16));
+            }
+            if (++cig == cpg) {
+              cig = 0;
+              ++grp;
+            }
+          }
 #pragma unroll
-      for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[h]);
-      const uint32_t kofs = static_cast<uint32_t>((j * kChunkK + a2 * 32) * 2);
+          for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+            uint32_t frag[2][4];
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        if (t < ntiles) {
-          uint32_t xb[4];
-          gemv::ldmatrix_x4(xb, xs0 + x_off[t] + kofs);
+            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[h]);
+            const uint32_t kofs = static_cast<uint32_t>((wi * kChunkK + a2 * 32) * 2);
 #pragma unroll
-          for (int h = 0; h < 2; ++h) A::mma(acc[t], frag[h], xb[2 * h], xb[2 * h + 1]);
+            for (int t = 0; t < NTA; ++t) {
+              if (NTA <= 2 || t < ntiles) {
+                uint32_t xb[4];
+                gemv::ldmatrix_x4(xb, xstage + x_off[t] + kofs);
+#pragma unroll
+                for (int h = 0; h < 2; ++h) A::mma(acc[t], frag[h], xb[2 * h], xb[2 * h + 1]);
+              }
+            }
+          }
         }
       }
     }
-  }
+  };
+  if (active) by_token_tiles<NT>(ntiles, loop);
   launch_dependents();
 
   // The K parts' partials meet in shared memory (x is no longer needed), summed in K order.

@@ -27,7 +27,11 @@ SHAPES = [(264, 256, 128), (8, 320, None), (1000, 192, 64)]
 
 
 def ms_for(k):
-    return [1, 3, k["max_m"]] if k["max_m"] else [1, 133]
+    # The small-batch kernels compile their loop for 1, 2, up to 4 and all token tiles of 8
+    # (gemv/skinny_kernel.cuh): one M in each, and the kernel's largest.
+    if not k["max_m"]:
+        return [1, 133]
+    return sorted({m for m in (1, 3, 9, 17, 33) if m < k["max_m"]} | {k["max_m"]})
 
 
 def main() -> int:
