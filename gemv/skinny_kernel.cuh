@@ -476,6 +476,16 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
   } else {
     by_token_tiles<NT>(ntiles, loop);
   }
+  if (active) {
+    // The x ring's last releases (the last kXSlots stages; the warpgroup form never releases its
+    // last stage) complete phases of x_empty that no refill waits for. Wait for them, as a
+    // pipeline's producer tail does, so that no barrier phase completes unobserved (synccheck
+    // reported these as "Missing wait"; benchmarks/NOTES.md, "Left open").
+    const int released = WG ? n_stages - 1 : n_stages;
+    for (int st = max(0, n_stages - kXSlots); st < released; ++st) {
+      gemv::mbarrier_wait(gemv::smem_addr(x_empty + st % kXSlots), (st / kXSlots) & 1);
+    }
+  }
   if constexpr (WG) {
     gemv::wgmma_wait<0>();  // the accumulators are final (nothing pending in an idle warp)
 #pragma unroll
