@@ -146,14 +146,20 @@ __device__ __forceinline__ uint32_t splat16(uint32_t v) { return v | (v << 16); 
 // loop is compiled for: exactly 1 or 2 tiles, else up to 4 or all NT (the loop
 // skips tiles past ntiles there), so that few tokens issue no mma of an empty
 // tile (benchmarks/NOTES.md, attempt 14).
+// The launcher takes m <= 8 * NT (ntiles <= NT), so a count above NT is never
+// compiled: each tile count has one loop.
 template <int NT, class Loop>
 __device__ __forceinline__ void by_token_tiles(int ntiles, Loop&& loop) {
   if (ntiles == 1) {
     loop(std::integral_constant<int, 1>{});
+  } else if constexpr (NT <= 2) {
+    loop(std::integral_constant<int, NT>{});
   } else if (ntiles == 2) {
-    loop(std::integral_constant<int, (NT < 2 ? NT : 2)>{});
+    loop(std::integral_constant<int, 2>{});
+  } else if constexpr (NT <= 4) {
+    loop(std::integral_constant<int, NT>{});
   } else if (ntiles <= 4) {
-    loop(std::integral_constant<int, (NT < 4 ? NT : 4)>{});
+    loop(std::integral_constant<int, 4>{});
   } else {
     loop(std::integral_constant<int, NT>{});
   }
