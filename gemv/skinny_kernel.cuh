@@ -142,6 +142,25 @@ __device__ __forceinline__ void dequant_scaled(uint32_t w, uint32_t s_lo, uint32
 
 __device__ __forceinline__ uint32_t splat16(uint32_t v) { return v | (v << 16); }
 
+// The mma.sync of one atom pair (k 32*a2 .. 32*a2+31) for NTA token tiles (those
+// below ntiles where NTA > 2, see by_token_tiles): each tile's x fragments by
+// ldmatrix at x_base + x_off[t], against the RB row blocks' dequantized fragments.
+template <class T, int NTA, int NT, int RB>
+__device__ __forceinline__ void mma_atom_pair(float (&acc)[RB][NT][4], const uint32_t (&frag)[RB][2][4],
+                                              const uint32_t (&x_off)[NT], uint32_t x_base, int ntiles) {
+#pragma unroll
+  for (int t = 0; t < NTA; ++t) {
+    if (NTA <= 2 || t < ntiles) {
+      uint32_t xb[4];
+      gemv::ldmatrix_x4(xb, x_base + x_off[t]);
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int r = 0; r < RB; ++r) Act<T>::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
+    }
+  }
+}
+
 // Runs loop(std::integral_constant<int, NTA>{}) with the token-tile count the
 // loop is compiled for: exactly 1 or 2 tiles, else up to 4 or all NT (the loop
 // skips tiles past ntiles there), so that few tokens issue no mma of an empty
@@ -451,17 +470,7 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
               for (int h = 0; h < 2; ++h)
                 dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
             const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
-  #pragma unroll
-            for (int t = 0; t < NTA; ++t) {
-              if (NTA <= 2 || t < ntiles) {
-                uint32_t xb[4];
-                gemv::ldmatrix_x4(xb, xs_addr + x_off[t] + kofs);
-  #pragma unroll
-                for (int h = 0; h < 2; ++h)
-  #pragma unroll
-                  for (int r = 0; r < RB; ++r) A::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
-              }
-            }
+            mma_atom_pair<T, NTA>(acc, frag, x_off, xs_addr + kofs, ntiles);
           }
         }
       }

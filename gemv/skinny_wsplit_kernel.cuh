@@ -135,11 +135,11 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
   for (int t = 0; t < NT; ++t) x_off[t] = static_cast<uint32_t>(gemv::x_frag_row(lane, t, p.m, x_stride) * 2);
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
-  float acc[NT][4];
+  float acc[1][NT][4];  // one 16-row block per warp (mma_atom_pair's RB = 1)
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+    for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
 
   const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
   const uint32_t xs0 = gemv::smem_addr(smem) + c_begin * kChunkK * 2;
@@ -178,19 +178,11 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
           }
 #pragma unroll
           for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-            uint32_t frag[2][4];
+            uint32_t frag[1][2][4];
 #pragma unroll
-            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[h]);
+            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[0][h]);
             const uint32_t kofs = static_cast<uint32_t>((wi * kChunkK + a2 * 32) * 2);
-#pragma unroll
-            for (int t = 0; t < NTA; ++t) {
-              if (NTA <= 2 || t < ntiles) {
-                uint32_t xb[4];
-                gemv::ldmatrix_x4(xb, xstage + x_off[t] + kofs);
-#pragma unroll
-                for (int h = 0; h < 2; ++h) A::mma(acc[t], frag[h], xb[2 * h], xb[2 * h + 1]);
-              }
-            }
+            mma_atom_pair<T, NTA>(acc, frag, x_off, xstage + kofs, ntiles);
           }
         }
       }
@@ -208,10 +200,10 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
     if (t < ntiles) {
       const int tok = t * 8 + 2 * (lane % 4);
       float* base = red + (part * mt + tok) * kRows + r_lo;
-      base[0] = acc[t][0];
-      base[kRows] = acc[t][1];
-      base[8] = acc[t][2];
-      base[kRows + 8] = acc[t][3];
+      base[0] = acc[0][t][0];
+      base[kRows] = acc[0][t][1];
+      base[8] = acc[0][t][2];
+      base[kRows + 8] = acc[0][t][3];
     }
   }
   __syncthreads();
