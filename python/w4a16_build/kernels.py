@@ -125,17 +125,27 @@ def pieces(m: int, n: int, k: int) -> list[tuple[int, int, int, int]]:
             for m0 in range(0, m, toks) for n0 in range(0, n, rows)]
 
 
+@functools.lru_cache(maxsize=None)
+def _owning_problem_type():
+    class Problem(ext().Problem):
+        """The extension's Problem, holding the tensors its addresses point into (`tensors`): a
+        Problem that outlived its x or out would hand a kernel memory the allocator has given to
+        someone else (a stream-K workspace: tune() hung on one, issue 16)."""
+
+    return Problem
+
+
 def problem(x2: torch.Tensor, packed: PackedWeight, out2: torch.Tensor, bias: torch.Tensor | None = None, *,
             sms: int, piece: tuple[int, int, int, int] | None = None):
     """The extension's Problem for x2 [M, K] -> out2 [M, N], or for one piece (m0, m1, n0, n1) of
     it: x and out rows from m0, weight rows (and their scales, zeros, bias and out columns) from
     n0, with the full layer's row pitches. n0 is a multiple of 16, so every address stays
     aligned. The real addresses are passed even where a kernel reads nothing, as kernels check
-    alignment."""
+    alignment. The Problem keeps x2, out2, bias and the weight's tensors alive as long as it lives."""
     k, n = packed.k, packed.n
     m0, m1, n0, n1 = piece if piece is not None else (0, x2.shape[0], 0, n)
     es = out2.element_size()
-    return ext().Problem(
+    prob = _owning_problem_type()(
         m=m1 - m0, n=n1 - n0, k=k, group_size=packed.group_size, sm_count=sms,
         x=x2.data_ptr() + m0 * k * es,
         w=packed.qweight.data_ptr() + n0 * k // 2,
@@ -144,6 +154,8 @@ def problem(x2: torch.Tensor, packed: PackedWeight, out2: torch.Tensor, bias: to
         bias=0 if bias is None else bias.data_ptr() + n0 * es,
         out=out2.data_ptr() + (m0 * n + n0) * es,
         ld_out=n, ld_scales=n)
+    prob.tensors = (x2, out2, bias, packed.qweight, packed.scales, packed.zeros)
+    return prob
 
 
 def can_implement(name: str, prob) -> int:

@@ -129,3 +129,31 @@ def test_the_tuner_and_the_selection_share_one_heuristic_order():
             assert sorted(order) == sorted(names)
             applicable = order[1:]                        # as if the first could not run
             assert tuning.heuristic_choice(dtype, mode, group, n, k, m, H100_SMS, applicable) == order[1]
+
+
+def test_a_problem_keeps_the_tensors_its_addresses_point_into_alive():
+    """A Problem carries raw device addresses. When it did not hold its tensors, one built in a
+    helper outlived x and out: the allocator handed their memory to the next tensor (a stream-K
+    tactic's workspace), the kernel's output overwrote the workspace's flags and tune() hung in
+    its screening at M = 1024 (H200, 18944x3584). CPU tensors serve here: only addresses are taken."""
+    import gc
+    import weakref
+
+    import torch
+    from w4a16_build.kernels import problem
+    from w4a16_build.packing import pack
+
+    n, k = 64, 128
+    packed = pack(torch.randint(-8, 8, (n, k), dtype=torch.int8), torch.ones(n, 1, dtype=torch.float16),
+                  None, mode="groupwise", dtype=torch.float16)
+    x, out, bias = torch.zeros(3, k, dtype=torch.float16), torch.zeros(3, n, dtype=torch.float16), torch.zeros(n, dtype=torch.float16)
+    refs = [weakref.ref(t) for t in (x, out, bias, packed.qweight, packed.scales)]
+    prob = problem(x, packed, out, bias, sms=H100_SMS)
+    del x, out, bias, packed
+    gc.collect()
+    assert all(r() is not None for r in refs), "a live Problem's tensors were freed"
+    assert (prob.m, prob.n, prob.k) == (3, n, k)
+    assert _C.can_implement(w4a16_build.list_kernels()[0]["name"], prob) >= 0   # still the extension's type
+    del prob
+    gc.collect()
+    assert all(r() is None for r in refs)
