@@ -8,8 +8,10 @@ interleaved rounds, after an idle pause, so all of them see the same clock and p
 large-M call leaves the card power-capped for a moment: back-to-back timing made tune() pick
 slower kernels than the heuristic on a down-projection, issue 16). A tuned choice is kept only
 where it beats the heuristic's choice by KEEP_MARGIN in those same rounds; elsewhere the bucket
-stores the heuristic's choice. That holds at the M the bucket was timed at; other M of the bucket
-can still run slower than untuned (measured: bucket 4096's choice at M=3000, benchmarks/NOTES.md).
+stores the heuristic's choice. A bucket serves every M down to the bucket below it, and a tile that
+wins at the bucket's M can lose at a smaller one (measured: bucket 4096's choice at M=3000,
+benchmarks/NOTES.md), so a tuned choice is also timed against the heuristic's choice at the
+bucket's smallest and middle M (check_points) and kept only where it is not slower at any of them.
 A bucket tune() did not time is not served by another bucket's choice (selection.py).
 """
 
@@ -35,6 +37,7 @@ log = logging.getLogger("w4a16_build")
 
 FINALISTS = 3          # screened leaders timed again, in the same rounds as the heuristic's choice
 KEEP_MARGIN = 0.02     # a tuned choice replaces the heuristic's only when this much faster there
+CHECK_TOLERANCE = 0.0  # ... and only when no slower than it (by more than this) at the check points
 
 
 def choose(timings: dict[str, float]) -> tuple[str, float]:
@@ -67,6 +70,22 @@ def decide_bucket(screen, confirm, applicable: list[str], heuristic: str | None,
     elif best == heuristic:
         kept = "heuristic"
     return best, sec, {"screen": screened, "confirm": confirmed, "heuristic": heuristic, "kept": kept}
+
+
+def check_points(bucket: int) -> list[int]:
+    """The other M a bucket serves at which a tuned choice is checked: the smallest (one above the
+    bucket below) and the middle one. Buckets of one M (1-16) have none."""
+    i = BUCKETS.index(bucket)
+    if i == 0 or bucket - BUCKETS[i - 1] <= 1:
+        return []
+    lo = BUCKETS[i - 1] + 1
+    return sorted({lo, (lo + bucket) // 2} - {bucket})
+
+
+def holds_elsewhere(checks: dict[int, tuple[float, float]], tolerance: float = CHECK_TOLERANCE) -> bool:
+    """checks: {m: (tuned seconds, heuristic seconds)} timed in the same rounds. True when the
+    tuned choice is no slower than the heuristic's (within `tolerance`) at every one."""
+    return all(t <= h * (1 + tolerance) for t, h in checks.values())
 
 
 def heuristic_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int, sms: int,
@@ -117,54 +136,27 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
                 log.warning("w4a16_build.tune: time budget %.0f s spent; buckets from M=%d on left untuned",
                             time_budget_s, m)
                 break
-            pm = pieces(m, n, k)[0][1]   # gemm() splits a huge M the same way
-            x = torch.randn(pm, k, device=device, dtype=TORCH[dtype])
-            out = torch.empty(pm, n, device=device, dtype=TORCH[dtype])
-            probs = [problem(x, p, out, sms=sms) for p in packs]
-            applicable = []
-            for t in names:
-                st = can_implement(t, probs[0])
-                if st != 0:
-                    log.debug("skip %s at M=%d: %s", t, m, status_string(st))
-                    continue
-                applicable.append(t)
+            probs, applicable = _problems(m, n, k, dtype, packs, sms, names, device)
             if not applicable:
                 bar.update(1)
                 continue
-            copies = len(probs)
-
-            def run(t, probs=probs):
-                return lambda i: launch_or_raise(t, probs[i], device)
-
-            def screen(ts):
-                timings = {}
-                time.sleep(SETTLE_S)
-                for t in ts:
-                    try:
-                        timings[t] = time_graph(run(t), copies, replays=10, repeats=1)
-                    except Exception as e:  # a failing tactic is skipped, never fatal
-                        log.warning("w4a16_build.tune: %s failed at M=%d (%s); skipped", t, m, e)
-                return timings
-
-            def confirm(ts):
-                time.sleep(SETTLE_S)
-                try:
-                    return dict(zip(ts, time_interleaved([(run(t), copies) for t in ts], replays=10, repeats=3)))
-                except Exception as e:  # one of them failed now: time them one by one instead
-                    log.warning("w4a16_build.tune: interleaved timing failed at M=%d (%s); timing one by one",
-                                m, e)
-                    return screen(ts)
-
-            heur = heuristic_choice(dtype, mode, group, n, k, pm, sms, applicable)
+            heur = heuristic_choice(dtype, mode, group, n, k, _rows(m, n, k), sms, applicable)
             try:
-                tactic, sec, record = decide_bucket(screen, confirm, applicable, heur)
+                tactic, sec, record = decide_bucket(lambda ts: _screen(ts, probs, device, m),
+                                                    lambda ts: _confirm(ts, probs, device, m),
+                                                    applicable, heur)
             except W4A16Error:
                 bar.update(1)
                 continue
+            if record["kept"] == "tuned" and heur in record["confirm"]:
+                checks = _check_elsewhere(tactic, bucket_for(m), n, k, dtype, mode, group, packs, sms,
+                                          names, device)
+                record["checks"] = checks
+                if not holds_elsewhere({c: (v["tuned"], v["heuristic"]) for c, v in checks.items()}):
+                    tactic, sec, record["kept"] = heur, record["confirm"][heur], "heuristic (slower elsewhere)"
             results[bucket_for(m)] = (tactic, sec * 1e6)
             if details is not None:
-                details[bucket_for(m)] = {**record, "screen": {t: v * 1e6 for t, v in record["screen"].items()},
-                                          "confirm": {t: v * 1e6 for t, v in record["confirm"].items()}}
+                details[bucket_for(m)] = _in_us(record)
             bar.update(1)
         bar.close()
         del packs
@@ -172,6 +164,86 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     (cache or TuneCache()).update(key, results)
     forget_shape(dtype, mode, group, n, k)
     return results
+
+
+def _rows(m: int, n: int, k: int) -> int:
+    """The M of the first piece gemm() runs for m rows (it splits a huge M the same way)."""
+    return pieces(m, n, k)[0][1]
+
+
+def _problems(m, n, k, dtype, packs, sms, names, device):
+    """Problems of m rows (one per weight copy) and the tactics that can implement them."""
+    pm = _rows(m, n, k)
+    x = torch.randn(pm, k, device=device, dtype=TORCH[dtype])
+    out = torch.empty(pm, n, device=device, dtype=TORCH[dtype])
+    probs = [problem(x, p, out, sms=sms) for p in packs]
+    applicable = []
+    for t in names:
+        st = can_implement(t, probs[0])
+        if st != 0:
+            log.debug("skip %s at M=%d: %s", t, m, status_string(st))
+            continue
+        applicable.append(t)
+    return probs, applicable
+
+
+def _runner(t, probs, device):
+    return lambda i: launch_or_raise(t, probs[i], device)
+
+
+def _screen(ts, probs, device, m):
+    """Each tactic timed on its own, one after another (short)."""
+    timings = {}
+    time.sleep(SETTLE_S)
+    for t in ts:
+        try:
+            timings[t] = time_graph(_runner(t, probs, device), len(probs), replays=10, repeats=1)
+        except Exception as e:  # a failing tactic is skipped, never fatal
+            log.warning("w4a16_build.tune: %s failed at M=%d (%s); skipped", t, m, e)
+    return timings
+
+
+def _confirm(ts, probs, device, m):
+    """The tactics timed again in interleaved rounds after an idle pause."""
+    time.sleep(SETTLE_S)
+    try:
+        return dict(zip(ts, time_interleaved([(_runner(t, probs, device), len(probs)) for t in ts],
+                                             replays=10, repeats=3)))
+    except Exception as e:  # one of them failed now: time them one by one instead
+        log.warning("w4a16_build.tune: interleaved timing failed at M=%d (%s); timing one by one", m, e)
+        return _screen(ts, probs, device, m)
+
+
+def _check_elsewhere(tactic, bucket, n, k, dtype, mode, group, packs, sms, names, device) -> dict:
+    """{m: {"tuned", "heuristic" (seconds), "heuristic_tactic"}} at the bucket's check points: the
+    tuned choice and what gemm() runs there untuned, in the same interleaved rounds. A point where
+    the tuned choice cannot run counts as slower (infinite); one with no heuristic choice is left out."""
+    checks = {}
+    for cm in check_points(bucket):
+        probs, applicable = _problems(cm, n, k, dtype, packs, sms, names, device)
+        heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable)
+        if heur is None:
+            continue
+        if tactic not in applicable:
+            checks[cm] = {"tuned": float("inf"), "heuristic": 0.0, "heuristic_tactic": heur}
+            continue
+        if heur == tactic:
+            continue
+        timed = _confirm([tactic, heur], probs, device, cm)
+        checks[cm] = {"tuned": timed.get(tactic, float("inf")), "heuristic": timed.get(heur, 0.0),
+                      "heuristic_tactic": heur}
+        del probs
+    return checks
+
+
+def _in_us(record: dict) -> dict:
+    """decide_bucket's record (and its checks) with seconds turned into microseconds."""
+    out = {**record, "screen": {t: v * 1e6 for t, v in record["screen"].items()},
+           "confirm": {t: v * 1e6 for t, v in record["confirm"].items()}}
+    if "checks" in record:
+        out["checks"] = {m: {**c, "tuned": c["tuned"] * 1e6, "heuristic": c["heuristic"] * 1e6}
+                         for m, c in record["checks"].items()}
+    return out
 
 
 def tune_if_requested(dtype: str, mode: str, group: int, n: int, k: int, device: torch.device) -> None:

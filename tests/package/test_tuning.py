@@ -377,3 +377,77 @@ def test_per_column_calls_find_their_measured_rows():
     assert t.measured_choice("fp16", "per_column", 4096, 4096, 4096, 1) is not None
     # Groupwise rows still need the same group.
     assert t.measured_choice("fp16", "groupwise", 64, 4096, 4096, 1) is None
+
+
+def fake_card(monkeypatch, times):
+    """tune() on a CPU with the kernels and the timer faked at their lowest level: a launch returns
+    (tactic, M) and a timing looks that up in times[M][tactic] (seconds). Only the GPU is faked:
+    screening, confirmation, the checks and the cache writes run as they do on a card."""
+    import contextlib
+    import types
+
+    from w4a16_build import tuning
+
+    def fake_time(fn, copies, replays=20, repeats=3):
+        tactic, m = fn(0)
+        return times[m][tactic]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
+    monkeypatch.setattr(tuning, "as_cuda_device", lambda d: torch.device("cpu"))
+    monkeypatch.setattr(tuning, "check_device", lambda d: 132)
+    monkeypatch.setattr(tuning, "tactics", lambda dtype, mode: sorted(next(iter(times.values()))))
+    monkeypatch.setattr(tuning, "random_packed", lambda *a, **kw: None)
+    monkeypatch.setattr(tuning, "weight_copies", lambda p: [p, p])
+    monkeypatch.setattr(tuning, "problem", lambda x, p, out, sms: types.SimpleNamespace(m=x.shape[0]))
+    monkeypatch.setattr(tuning, "can_implement", lambda t, prob: 0)
+    monkeypatch.setattr(tuning, "launch_or_raise", lambda t, prob, device: (t, prob.m))
+    monkeypatch.setattr(tuning, "time_graph", fake_time)
+    monkeypatch.setattr(tuning, "time_interleaved",
+                        lambda timed, replays=20, repeats=3: [fake_time(fn, c) for fn, c in timed])
+    monkeypatch.setattr(tuning, "SETTLE_S", 0.0)
+    monkeypatch.setattr(tuning, "build_info", lambda: {"build_hash": "test"})
+    monkeypatch.setattr(tuning, "cache_key", lambda *a: "key")
+    monkeypatch.setattr(tuning, "heuristic_choice", lambda *a: "h")
+    return tuning
+
+
+def test_a_choice_slower_at_a_smaller_m_of_its_bucket_is_not_kept(tmp_path, monkeypatch):
+    """Issue 16: bucket 4096's tuned tile (2% faster than the heuristic's at M=4096) serves M=3000
+    too, where it was slower: tune() made that M slower than untuned (18944x3584: 0.76 -> 0.70 of
+    cuBLAS, benchmarks/NOTES.md). The tuned choice is now timed against the heuristic's at the
+    bucket's smallest and middle M as well, and dropped when it loses at either."""
+    times = {4096: {"a": 0.90, "h": 1.00}, 2049: {"a": 0.60, "h": 0.55}, 3072: {"a": 0.70, "h": 0.75}}
+    tuning = fake_card(monkeypatch, times)
+    cache = TuneCache(tmp_path / "t.json")
+    details = {}
+    res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False, cache=cache,
+                      details=details)
+    assert res == {4096: ("h", pytest.approx(1.00e6))}
+    assert cache.lookup("key") == {4096: ("h", pytest.approx(1.00e6))}
+    rec = details[4096]
+    assert rec["kept"] == "heuristic (slower elsewhere)"
+    assert set(rec["checks"]) == {2049, 3072}
+    assert rec["checks"][2049]["tuned"] == pytest.approx(0.60e6)
+    assert rec["checks"][2049]["heuristic"] == pytest.approx(0.55e6)
+
+
+def test_a_choice_as_fast_at_every_check_point_is_kept(tmp_path, monkeypatch):
+    times = {4096: {"a": 0.90, "h": 1.00}, 2049: {"a": 0.50, "h": 0.55}, 3072: {"a": 0.70, "h": 0.70}}
+    tuning = fake_card(monkeypatch, times)
+    details = {}
+    res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False,
+                      cache=TuneCache(tmp_path / "t.json"), details=details)
+    assert res == {4096: ("a", pytest.approx(0.90e6))}
+    assert details[4096]["kept"] == "tuned" and set(details[4096]["checks"]) == {2049, 3072}
+
+
+def test_buckets_of_one_m_have_no_check_points():
+    from w4a16_build.tuning import check_points, holds_elsewhere
+    assert [check_points(b) for b in (1, 2, 16)] == [[], [], []]
+    assert check_points(32) == [17, 24]
+    assert check_points(4096) == [2049, 3072]
+    assert check_points(8192) == [4097, 6144]
+    assert all(bucket_for(m) == b for b in BUCKETS for m in check_points(b))
+    assert holds_elsewhere({}) and holds_elsewhere({17: (1.0, 1.0)})
+    assert not holds_elsewhere({17: (1.0, 1.0), 24: (1.01, 1.0)})

@@ -1,5 +1,6 @@
 """tune() on the GPU (issue 16, item 5): a tuned choice is the heuristic's own or beat it in the
-same interleaved rounds, and the heuristic's choice it compares with is what gemm() runs untuned."""
+same interleaved rounds, at the bucket's M and at its check points (the bucket's smallest and middle
+M), and the heuristic's choice it compares with is what gemm() runs untuned."""
 
 import pytest
 
@@ -10,7 +11,7 @@ from w4a16_build import selection  # noqa: E402
 from w4a16_build.kernels import can_implement, check_device, problem  # noqa: E402
 from w4a16_build.timing import random_packed  # noqa: E402
 from w4a16_build.tune_cache import TuneCache  # noqa: E402
-from w4a16_build.tuning import KEEP_MARGIN  # noqa: E402
+from w4a16_build.tuning import KEEP_MARGIN, check_points  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -44,5 +45,11 @@ def test_tune_keeps_a_choice_only_where_it_beat_the_heuristic_in_the_same_rounds
         assert h in rec["confirm"] and us == rec["confirm"][tactic]
         if tactic != h:
             assert us < rec["confirm"][h] * (1 - KEEP_MARGIN), rec
+            assert rec["kept"] == "tuned" and set(rec["checks"]) <= set(check_points(b)), rec
+            for cm, c in rec["checks"].items():
+                assert c["heuristic_tactic"] == untuned_choice(n, k, cm)
+                assert c["tuned"] <= c["heuristic"], rec
+        for cm, c in rec.get("checks", {}).items():
+            print(f"  M={cm}: tuned {c['tuned']:.1f} us, heuristic {c['heuristic_tactic']} {c['heuristic']:.1f} us")
         print(f"{n}x{k} M={b}: kept {rec['kept']} {tactic} {us:.1f} us; heuristic {h} "
               f"{rec['confirm'][h]:.1f} us; screened {len(rec['screen'])}")
