@@ -173,6 +173,19 @@ class KernelConfig(Kernel):
         )
 
     @property
+    def tile_key(self) -> str:
+        """The name without dtype and mode: what a fitted per-tile cost is keyed by."""
+        return f"t{self.tile.short}_c{self.cluster.short}_{self.schedule.short}_{self.scheduler.short}"
+
+    def waves(self, m: int, n: int, sms: int) -> float:
+        """Output tiles per SM: whole waves for the persistent scheduler, the even share of the
+        work (at least one tile's) for stream-K (generator/tile_costs.py fits a cost per wave)."""
+        tiles = math.ceil(n / self.tile.rows) * math.ceil(m / self.tile.tokens)
+        if self.scheduler is TileScheduler.STREAMK:
+            return max(tiles / sms, 1.0)
+        return float(math.ceil(tiles / sms))
+
+    @property
     def k_step(self) -> int:
         return self.tile.k
 
@@ -196,6 +209,13 @@ class KernelConfig(Kernel):
         # "cover_m": the least token padding first, then the largest tile; otherwise the largest
         # tile. Stream-K where the heuristic asks for it: fewer output tiles than SMs.
         tok, rows = self.tile.tokens, self.tile.rows
+        if rule.get("tokens") == "cost":
+            # Fitted tiles by predicted time (waves x a cost per wave and k, K is the call's for
+            # all), the tiles the fit has no cost for after them in the "cover_m" order.
+            c = rule["cost_per_wave"].get(self.tile_key)
+            if c is not None:
+                return (0, self.waves(m, n, sms) * c, 0.0)
+            return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
         tiles = math.ceil(n / rows) * math.ceil(m / tok)
         want_streamk = bool(rule.get("streamk_below_sm_count", False)) and tiles < sms
         sched_miss = (self.scheduler is TileScheduler.STREAMK) != want_streamk

@@ -45,17 +45,24 @@ def heuristic_table() -> dict:
     return json.loads(resources.files(__package__).joinpath("heuristics.json").read_text())
 
 
-def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int) -> str | None:
+def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
+                    max_distance: float | None = None) -> str | None:
     """The table's measured tactic for the nearest measured shape (log distance in N and K) with
-    the same dtype, mode, group and M bucket, if the table has measured rows. Per-column rows match
-    any group: a per-column weight has one scale per row (its group_size is K), and the sweep
-    stored those rows under its --group argument."""
+    the same dtype, mode, group and M bucket, if the table has measured rows (and, with
+    max_distance, if that shape is at most that far: |log N ratio| + |log K ratio|). Per-column
+    rows match any group: a per-column weight has one scale per row (its group_size is K), and the
+    sweep stored those rows under its --group argument."""
     rows = [r for r in heuristic_table().get("measured", [])
             if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
             and bucket_for(r["m"]) == bucket_for(m)]
     if not rows:
         return None
-    near = min(rows, key=lambda r: (abs(math.log(r["n"] / n)) + abs(math.log(r["k"] / k)), r["tactic"]))
+    def dist(r):
+        return abs(math.log(r["n"] / n)) + abs(math.log(r["k"] / k))
+
+    near = min(rows, key=lambda r: (dist(r), r["tactic"]))
+    if max_distance is not None and dist(near) > max_distance:
+        return None
     return near["tactic"]
 
 
@@ -102,7 +109,9 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
         ranked += [c.name for c in fam]
         rest = [c for c in rest if c.name not in set(ranked)]
     # The nearest measured shape needs K as well as N.
-    first = measured_choice(dtype, mode, group, n, k, m) if dtype is not None and k is not None else None
+    # A rule with measured_max_distance (the "cost" rule) takes a measured row only that near.
+    first = (measured_choice(dtype, mode, group, n, k, m, rule.get("measured_max_distance"))
+             if dtype is not None and k is not None else None)
 
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)

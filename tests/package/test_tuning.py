@@ -451,3 +451,47 @@ def test_buckets_of_one_m_have_no_check_points():
     assert all(bucket_for(m) == b for b in BUCKETS for m in check_points(b))
     assert holds_elsewhere({}) and holds_elsewhere({17: (1.0, 1.0)})
     assert not holds_elsewhere({17: (1.0, 1.0), 24: (1.01, 1.0)})
+
+
+DEFAULT_TILES = ["t128x128x128_c1x1_coop_persistent", "t128x128x128_c1x1_coop_streamk",
+                 "t128x256x64_c1x1_coop_persistent", "t128x32x128_c2x1_coop_streamk",
+                 "t128x64x128_c1x1_coop_streamk", "t256x128x128_c1x1_coop_persistent",
+                 "t256x32x128_c1x1_coop_streamk", "t256x64x128_c2x1_coop_persistent",
+                 "t64x128x128_c1x1_pingpong_persistent", "t64x16x128_c1x1_pingpong_persistent",
+                 "t64x32x128_c1x1_pingpong_persistent", "t64x64x128_c1x1_pingpong_persistent"]
+
+
+def cutlass_first(m, n, k, dtype="fp16", tiles=DEFAULT_TILES):
+    cfgs = [parse_name(f"{dtype}_int4_groupwise_{t}") for t in tiles]
+    return rank_by_heuristic(cfgs, m, n, 132, dtype=dtype, mode="groupwise", group=128, k=k)[0].split("_", 3)[3]
+
+
+def test_narrow_layers_at_large_m_get_the_tile_that_fills_the_card():
+    """Issue 16, item 4: from M = 65 the measured rows of the six large shapes were applied to every
+    layer, however far: on qwen2.5-0.5b's down-projection (K 4864, N 896) at M = 512 that named a
+    128x256 coop tile, 2.7x slower than the 64-row pingpong tile (H200, benchmarks/results/
+    tokens_sweep_h200_fp16_qwen2.5-0.5b.json). The fitted cost rule ranks by predicted time."""
+    assert cutlass_first(512, 896, 4864).startswith("t64x")
+    assert cutlass_first(192, 1152, 896).startswith("t64x")
+    assert cutlass_first(512, 896, 4864, dtype="bf16").startswith("t64x")    # the same costs per tile
+
+
+def test_the_shape_set_keeps_its_measured_rows_under_the_cost_rule():
+    """A layer within measured_max_distance of a measured shape takes that row (the H100 sweep's
+    fastest), not the fitted cost: 28672 x 8192 (K x N) at M = 128 and 14336 x 4096 at M = 64."""
+    assert cutlass_first(128, 8192, 28672) == "t128x128x128_c1x1_coop_streamk"
+    assert cutlass_first(64, 4096, 14336) == "t128x64x128_c1x1_coop_streamk"
+
+
+def test_a_tile_without_a_fitted_cost_ranks_after_the_fitted_ones():
+    unfitted = "t64x256x64_c1x1_pingpong_persistent"
+    assert cutlass_first(512, 896, 4864, tiles=[unfitted] + DEFAULT_TILES) != unfitted
+    assert cutlass_first(512, 896, 4864, tiles=[unfitted]) == unfitted
+
+
+def test_waves_of_a_tile():
+    c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")
+    assert c.waves(256, 128 * 133, 132) == 3.0 and c.waves(1, 128, 132) == 1.0   # 266 tiles: 3 waves
+    assert s.waves(256, 128 * 133, 132) == pytest.approx(266 / 132) and s.waves(1, 128, 132) == 1.0
+    assert c.tile_key == "t128x128x128_c1x1_coop_persistent"
