@@ -26,7 +26,7 @@ from generator import tile_costs
 from w4a16_build import selection
 from w4a16_build.schema import parse_name
 
-SMS = {"H100": 132, "H200": 132}
+SMS = tile_costs.SMS
 
 
 def table_fitted_without(files: list[str], left_out: str) -> dict:

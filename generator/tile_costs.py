@@ -6,8 +6,9 @@ The model: a call takes waves x K x c(tile), with waves = KernelConfig.waves (wh
 tiles over the SMs, or stream-K's even share), K the layer's and c one constant per tile (the name
 without dtype and mode), fitted as the median of us / (waves x K) over every timed point. Only the
 ranking matters (K is the same for every tile of a call). Rows `--screen` did not time fully count
-with their screening time. Checked by leaving whole models out (benchmarks/knn_lomo.py --cost,
-benchmarks/NOTES.md); a test re-derives the shipped constants from the shipped results.
+with their screening time. Checked by leaving whole models out (benchmarks/selection_regret.py
+--leave-models-out, benchmarks/NOTES.md); a test re-derives the shipped constants from the shipped
+results. The constants are per SM count: results of cards with different counts are refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .derive import heuristics_text
 from .model import KernelConfig, parse_name
 
 RULE_TOKENS = "cost"
+SMS = {"H100": 132, "H200": 132}   # the cards bench results name, and their SM counts
 
 
 def fit(rows: list[dict], sms: int) -> dict[str, float]:
@@ -39,15 +41,15 @@ def fit(rows: list[dict], sms: int) -> dict[str, float]:
 def fit_files(paths: list[str]) -> dict[str, float]:
     rows, sms = [], set()
     for p in paths:
-        d = json.load(open(p))
+        with open(p) as f:
+            d = json.load(f)
+        if d.get("card") not in SMS:
+            raise SystemExit(f"error: {p}: card {d.get('card')!r} has no known SM count ({sorted(SMS)})")
         rows += d["rows"]
         sms.add(SMS[d["card"]])
     if len(sms) != 1:
         raise SystemExit(f"error: results from cards with different SM counts: {sorted(sms)}")
     return fit(rows, sms.pop())
-
-
-SMS = {"H100": 132, "H200": 132}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_costs") -> int:

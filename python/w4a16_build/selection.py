@@ -3,8 +3,12 @@
 M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its
 bucket's tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules for layers smaller than every measured
 shape, then measured rows for the nearest measured shape, then rules that rank kernels by their
-configuration, each family's `rank_key` in the generator's model). Choices are memoized per (device, dtype, mode, group, N, K, bucket): after the first
-call a selection is one dict lookup.
+configuration, each family's `rank_key` in the generator's model; from M = 65 the CUTLASS tiles by a
+fitted cost, with a measured row only near its shape). Choices are memoized per (device, dtype,
+mode, group, N, K, M): after the first call at an M a selection is one dict lookup. Per M, not per
+bucket: the cost rule's choice depends on the exact M (waves of tiles), and a bucket's first M
+must not decide for the others. A bucket `tune()` kept the heuristic for is cached with an empty
+tactic: the heuristic then decides at each M.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ def bucket_for(m: int) -> int:
 
 def pick_bucket(tuned: dict[int, tuple[str, float]], m: int):
     """m's bucket's tuned choice, or None. A bucket tune() did not time falls to the heuristic,
-    not to another bucket's choice: that was never measured at this M (and tune() checks a choice
-    against the heuristic only at the M of its own bucket)."""
+    not to another bucket's choice: that was never measured at this M (tune() checks a choice
+    against the heuristic only at its own bucket's M, smallest and middle M). An empty tactic
+    (tune() kept the heuristic) is returned as it is: ranked_tactics reads it as "no tuned choice"."""
     return tuned.get(bucket_for(m))
 
 
@@ -95,7 +100,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     """Names of `kernels` (configurations) ordered by the heuristic table. First the size rules
     that cover the call (small layers, the smallest M): each one's kernels (its family, the axis
     values it names) that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
-    shape (when the table has measured rows), then by the first ordinary rule that covers m: the
+    shape (when the table has measured rows; within the rule's measured_max_distance of that shape
+    where the rule has one, the "cost" rule), then by the first ordinary rule that covers m: the
     rule's family first, kernels that cannot take m last, then each family's rank_key. A size rule
     ranks only the kernels with the axis values it names (names_fit); with none here it changes
     nothing."""
@@ -140,7 +146,7 @@ _memo: dict[tuple, str] = {}
 
 
 def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
-    return (device.index, dtype, mode, group, n, k, bucket_for(m))
+    return (device.index, dtype, mode, group, n, k, m)
 
 
 def clear_memo() -> None:
@@ -148,18 +154,17 @@ def clear_memo() -> None:
 
 
 def memoized(dtype, mode, group, n, k, m, device) -> str | None:
-    """The remembered choice for m's bucket: it holds for every M of the bucket (a GEMV's max_m
-    >= bucket >= M)."""
+    """The remembered choice for this M (module docstring: memoized per M)."""
     return _memo.get(_memo_key(dtype, mode, group, n, k, m, device))
 
 
 def remember_choice(dtype, mode, group, n, k, m, device, tactic: str) -> None:
-    """Make `tactic` the memoized choice for m's bucket (after the first choice could not launch)."""
+    """Make `tactic` the memoized choice for this M (after the first choice could not launch)."""
     _memo[_memo_key(dtype, mode, group, n, k, m, device)] = tactic
 
 
 def forget_shape(dtype, mode, group, n, k) -> None:
-    """Drop the memoized choices of one shape on every device and bucket (after tuning it)."""
+    """Drop the memoized choices of one shape on every device and M (after tuning it)."""
     for key in [key for key in _memo if key[1:6] == (dtype, mode, group, n, k)]:
         del _memo[key]
 
@@ -174,7 +179,9 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
     order = []
     cache = TuneCache()
     picked = pick_bucket(tuned_choices(dtype, mode, group, n, k, device, cache), m)
-    if picked is not None:
+    if picked is not None and picked[0] == "":
+        pass                    # tune() kept the heuristic for this bucket: it decides per M below
+    elif picked is not None:
         if fits(picked[0], dtype, mode):
             order.append(picked[0])
         else:

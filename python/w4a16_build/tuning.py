@@ -11,8 +11,11 @@ where it beats the heuristic's choice by KEEP_MARGIN in those same rounds; elsew
 stores the heuristic's choice. A bucket serves every M down to the bucket below it, and a tile that
 wins at the bucket's M can lose at a smaller one (measured: bucket 4096's choice at M=3000,
 benchmarks/NOTES.md), so a tuned choice is also timed against the heuristic's choice at the
-bucket's smallest and middle M (check_points) and kept only where it is not slower at any of them.
-A bucket tune() did not time is not served by another bucket's choice (selection.py).
+bucket's smallest and middle M (check_points) and kept only where it is not slower at any of them
+(bucket 8192 also serves every larger M, which is not checked). Only a kept tuned choice pins the
+bucket: where the heuristic's choice is kept, the cache holds an empty tactic and gemm() runs the
+heuristic's choice for each M (selection.py). A bucket tune() did not time is not served by another
+bucket's choice.
 """
 
 from __future__ import annotations
@@ -107,7 +110,10 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     reason. Each tactic is timed as CUDA graph replays (no host overhead in the number) over
     enough weight copies to touch 4x the L2 per pass, so weights are not served from L2.
     Buckets left when the time budget runs out are skipped (logged). `details`, if given, gets
-    {bucket: decide_bucket's record, times in microseconds}.
+    {bucket: decide_bucket's record, times in microseconds, with "checks": {m: {"tuned",
+    "heuristic", "heuristic_tactic"}} where a tuned choice was checked at other M of its bucket}.
+    The cache stores the tuned choices; a bucket where the heuristic's choice was kept is stored
+    with an empty tactic (gemm() then runs the heuristic's choice for each M).
     """
     dtype = name_of(dtype)
     if not torch.cuda.is_available():
@@ -129,6 +135,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     with torch.cuda.device(device):
         packs = weight_copies(random_packed(n, k, dtype, mode, group, device))
         results: dict[int, tuple[str, float]] = {}
+        stored: dict[int, tuple[str, float]] = {}
         t0 = time.monotonic()
         bar = _progress(len(m_values), f"tune {dtype} {mode} g{group} {n}x{k}", progress)
         for m in m_values:
@@ -148,20 +155,22 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             except W4A16Error:
                 bar.update(1)
                 continue
-            if record["kept"] == "tuned" and heur in record["confirm"]:
+            if record["kept"] == "tuned" and heur is not None:
                 checks = _check_elsewhere(tactic, bucket_for(m), n, k, dtype, mode, group, packs, sms,
                                           names, device)
                 record["checks"] = checks
                 if not holds_elsewhere({c: (v["tuned"], v["heuristic"]) for c, v in checks.items()}):
-                    tactic, sec, record["kept"] = heur, record["confirm"][heur], "heuristic (slower elsewhere)"
+                    tactic, sec = heur, record["confirm"].get(heur, sec)
+                    record["kept"] = "heuristic (slower elsewhere)"
             results[bucket_for(m)] = (tactic, sec * 1e6)
+            stored[bucket_for(m)] = (tactic if record["kept"] == "tuned" else "", sec * 1e6)
             if details is not None:
                 details[bucket_for(m)] = _in_us(record)
             bar.update(1)
         bar.close()
         del packs
     key = cache_key(device, build_info()["build_hash"], dtype, mode, group, n, k)
-    (cache or TuneCache()).update(key, results)
+    (cache or TuneCache()).update(key, stored)
     forget_shape(dtype, mode, group, n, k)
     return results
 
@@ -217,22 +226,18 @@ def _confirm(ts, probs, device, m):
 def _check_elsewhere(tactic, bucket, n, k, dtype, mode, group, packs, sms, names, device) -> dict:
     """{m: {"tuned", "heuristic" (seconds), "heuristic_tactic"}} at the bucket's check points: the
     tuned choice and what gemm() runs there untuned, in the same interleaved rounds. A point where
-    the tuned choice cannot run counts as slower (infinite); one with no heuristic choice is left out."""
+    the tuned choice cannot run is left out (gemm() runs the heuristic's choice there), and so is
+    one where the heuristic's choice is the tuned one, where there is none, or where either
+    could not be timed."""
     checks = {}
     for cm in check_points(bucket):
         probs, applicable = _problems(cm, n, k, dtype, packs, sms, names, device)
         heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable)
-        if heur is None:
-            continue
-        if tactic not in applicable:
-            checks[cm] = {"tuned": float("inf"), "heuristic": 0.0, "heuristic_tactic": heur}
-            continue
-        if heur == tactic:
+        if heur is None or heur == tactic or tactic not in applicable:
             continue
         timed = _confirm([tactic, heur], probs, device, cm)
-        checks[cm] = {"tuned": timed.get(tactic, float("inf")), "heuristic": timed.get(heur, 0.0),
-                      "heuristic_tactic": heur}
-        del probs
+        if tactic in timed and heur in timed:
+            checks[cm] = {"tuned": timed[tactic], "heuristic": timed[heur], "heuristic_tactic": heur}
     return checks
 
 

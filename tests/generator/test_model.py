@@ -128,3 +128,11 @@ def test_skinny_wgmma_names():
         assert [r for r, _ in parse_name(bad).violations()] == ["skinny_wgmma_form"], bad
     with pytest.raises(ValueError):
         parse_name("fp16_int4_groupwise_skinny_m64_r16_s4_wg_kw8")       # the parts have one order
+
+
+def test_waves_of_a_tile():
+    c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")
+    assert c.waves(256, 128 * 133, 132) == 3.0 and c.waves(1, 128, 132) == 1.0   # 266 tiles: 3 waves
+    assert s.waves(256, 128 * 133, 132) == pytest.approx(266 / 132) and s.waves(1, 128, 132) == 1.0
+    assert c.tile_key == "t128x128x128_c1x1_coop_persistent"

@@ -424,7 +424,8 @@ def test_a_choice_slower_at_a_smaller_m_of_its_bucket_is_not_kept(tmp_path, monk
     res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False, cache=cache,
                       details=details)
     assert res == {4096: ("h", pytest.approx(1.00e6))}
-    assert cache.lookup("key") == {4096: ("h", pytest.approx(1.00e6))}
+    # Cached without a tactic: gemm() runs the heuristic's own choice at each M of the bucket.
+    assert cache.lookup("key") == {4096: ("", pytest.approx(1.00e6))}
     rec = details[4096]
     assert rec["kept"] == "heuristic (slower elsewhere)"
     assert set(rec["checks"]) == {2049, 3072}
@@ -436,9 +437,11 @@ def test_a_choice_as_fast_at_every_check_point_is_kept(tmp_path, monkeypatch):
     times = {4096: {"a": 0.90, "h": 1.00}, 2049: {"a": 0.50, "h": 0.55}, 3072: {"a": 0.70, "h": 0.70}}
     tuning = fake_card(monkeypatch, times)
     details = {}
-    res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False,
-                      cache=TuneCache(tmp_path / "t.json"), details=details)
+    cache = TuneCache(tmp_path / "t.json")
+    res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False, cache=cache,
+                      details=details)
     assert res == {4096: ("a", pytest.approx(0.90e6))}
+    assert cache.lookup("key") == {4096: ("a", pytest.approx(0.90e6))}
     assert details[4096]["kept"] == "tuned" and set(details[4096]["checks"]) == {2049, 3072}
 
 
@@ -478,20 +481,42 @@ def test_narrow_layers_at_large_m_get_the_tile_that_fills_the_card():
 
 def test_the_shape_set_keeps_its_measured_rows_under_the_cost_rule():
     """A layer within measured_max_distance of a measured shape takes that row (the H100 sweep's
-    fastest), not the fitted cost: 28672 x 8192 (K x N) at M = 128 and 14336 x 4096 at M = 64."""
+    fastest), not the fitted cost: 28672 x 8192 (K x N) at M = 128 (the cost rule) and 14336 x 4096
+    at M = 64 (the cover_m rule, which takes measured rows at any distance)."""
     assert cutlass_first(128, 8192, 28672) == "t128x128x128_c1x1_coop_streamk"
     assert cutlass_first(64, 4096, 14336) == "t128x64x128_c1x1_coop_streamk"
 
 
 def test_a_tile_without_a_fitted_cost_ranks_after_the_fitted_ones():
-    unfitted = "t64x256x64_c1x1_pingpong_persistent"
+    """t256x256x64 has no fitted cost; the cover_m order alone (no padding at M = 512, the largest
+    tile) would put it first."""
+    unfitted = "t256x256x64_c1x1_coop_persistent"
     assert cutlass_first(512, 896, 4864, tiles=[unfitted] + DEFAULT_TILES) != unfitted
     assert cutlass_first(512, 896, 4864, tiles=[unfitted]) == unfitted
 
 
-def test_waves_of_a_tile():
-    c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
-    s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")
-    assert c.waves(256, 128 * 133, 132) == 3.0 and c.waves(1, 128, 132) == 1.0   # 266 tiles: 3 waves
-    assert s.waves(256, 128 * 133, 132) == pytest.approx(266 / 132) and s.waves(1, 128, 132) == 1.0
-    assert c.tile_key == "t128x128x128_c1x1_coop_persistent"
+def test_a_check_point_the_tuned_choice_cannot_run_is_not_counted_against_it(tmp_path, monkeypatch):
+    """Review: gemm() runs the heuristic's choice where the tuned one cannot run, so that point says
+    nothing about the tuned choice; it is left out of the checks, not counted as a loss."""
+    times = {4096: {"a": 0.90, "h": 1.00}, 2049: {"a": 9.0, "h": 0.55}, 3072: {"a": 0.70, "h": 0.75}}
+    tuning = fake_card(monkeypatch, times)
+    monkeypatch.setattr(tuning, "can_implement", lambda t, prob: 1 if (t, prob.m) == ("a", 2049) else 0)
+    monkeypatch.setattr(tuning, "status_string", lambda st: "refused")
+    details = {}
+    res = tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False,
+                      cache=TuneCache(tmp_path / "t.json"), details=details)
+    assert res[4096][0] == "a" and set(details[4096]["checks"]) == {3072}
+
+
+def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
+    """An empty cached tactic is no tuned choice: the heuristic order ranks, with no warning."""
+    import torch as _torch
+    from w4a16_build import selection
+
+    monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {4096: ("", 1.0)})
+    monkeypatch.setattr(selection, "heuristic_order", lambda *a: ["x", "y"])
+    monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    warned = []
+    monkeypatch.setattr(selection.log, "warning", lambda *a: warned.append(a))
+    assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 3000, _torch.device("cpu")) == ["x", "y"]
+    assert not warned
