@@ -158,6 +158,7 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
             # The selection never fails on a problem some compiled tactic can run: a kernel whose
             # launch is refused (e.g. a resource limit of this device) is replaced by the next one.
             log.warning("w4a16_build: %s could not launch: %s; trying the next tactic", name, status_string(st))
+            selection.remember_refused(dtype, mode, g, prob.n, k, device, name)
             for alt in selection.ranked_tactics(dtype, mode, g, prob.n, k, prob.m, device):
                 if alt == name or not applicable(alt):
                     continue

@@ -140,9 +140,23 @@ def tuned_choices(dtype, mode, group, n, k, device, cache: TuneCache | None = No
     return (cache or TuneCache()).lookup(cache_key(device, build_info()["build_hash"], dtype, mode, group, n, k))
 
 
+_tuned_memo: dict[tuple, dict] = {}
+
+
+def tuned_choices_memoized(dtype, mode, group, n, k, device) -> dict:
+    """tuned_choices of the default cache, read once per shape and process (the memo is per M, so
+    the file would otherwise be read at every new M); forget_shape and clear_memo drop it."""
+    key = (device.index, dtype, mode, group, n, k)
+    if key not in _tuned_memo:
+        _tuned_memo[key] = tuned_choices(dtype, mode, group, n, k, device)
+    return _tuned_memo[key]
+
+
 # ------------------------------------------------------------------------------- memo
 
 _memo: dict[tuple, str] = {}
+_refused: set[tuple] = set()      # (device, dtype, mode, group, n, k, tactic) whose launch was refused
+MEMO_LIMIT = 1 << 16              # choices kept; past it the memo starts over (a bound, not a cache policy)
 
 
 def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
@@ -151,6 +165,8 @@ def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
 
 def clear_memo() -> None:
     _memo.clear()
+    _tuned_memo.clear()
+    _refused.clear()
 
 
 def memoized(dtype, mode, group, n, k, m, device) -> str | None:
@@ -160,13 +176,22 @@ def memoized(dtype, mode, group, n, k, m, device) -> str | None:
 
 def remember_choice(dtype, mode, group, n, k, m, device, tactic: str) -> None:
     """Make `tactic` the memoized choice for this M (after the first choice could not launch)."""
+    if len(_memo) >= MEMO_LIMIT:
+        _memo.clear()
     _memo[_memo_key(dtype, mode, group, n, k, m, device)] = tactic
+
+
+def remember_refused(dtype, mode, group, n, k, device, tactic: str) -> None:
+    """A tactic whose launch this device refused for this shape: not chosen again for it at any M."""
+    _refused.add((device.index, dtype, mode, group, n, k, tactic))
 
 
 def forget_shape(dtype, mode, group, n, k) -> None:
     """Drop the memoized choices of one shape on every device and M (after tuning it)."""
     for key in [key for key in _memo if key[1:6] == (dtype, mode, group, n, k)]:
         del _memo[key]
+    for key in [key for key in _tuned_memo if key[1:6] == (dtype, mode, group, n, k)]:
+        del _tuned_memo[key]
 
 
 # -------------------------------------------------------------------------- selection
@@ -177,15 +202,14 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
     (if any, and if this build compiled it for this dtype and mode), then the heuristic order.
     Applicability is the caller's to check."""
     order = []
-    cache = TuneCache()
-    picked = pick_bucket(tuned_choices(dtype, mode, group, n, k, device, cache), m)
+    picked = pick_bucket(tuned_choices_memoized(dtype, mode, group, n, k, device), m)
     if picked is not None and picked[0] == "":
         pass                    # tune() kept the heuristic for this bucket: it decides per M below
     elif picked is not None:
         if fits(picked[0], dtype, mode):
             order.append(picked[0])
         else:
-            log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", cache.path,
+            log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
     order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
     return order
@@ -200,11 +224,13 @@ def heuristic_order(dtype, mode, group, n, k, m, sms: int) -> list[str]:
 def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,
                   applicable) -> str | None:
     """The tactic gemm() runs when none is given: the memoized choice, else the first of
-    ranked_tactics that `applicable(name) -> bool` (can_implement for this exact call) accepts."""
+    ranked_tactics that `applicable(name) -> bool` (can_implement for this exact call) accepts and
+    whose launch this device has not refused for this shape (remember_refused)."""
     hit = memoized(dtype, mode, group, n, k, m, device)
     if hit is not None:
         return hit
-    choice = next((t for t in ranked_tactics(dtype, mode, group, n, k, m, device) if applicable(t)), None)
+    choice = next((t for t in ranked_tactics(dtype, mode, group, n, k, m, device)
+                   if (device.index, dtype, mode, group, n, k, t) not in _refused and applicable(t)), None)
     if choice is not None:
         remember_choice(dtype, mode, group, n, k, m, device, choice)
     return choice

@@ -6,6 +6,11 @@ One JSON file (nothing in it is executed or unpickled):
      "entries": {"<gpu>|<sms>|<build>|<dtype>|<mode>|<group>|<n>|<k>":
                    {"<M bucket>": {"tactic": "...", "us": 12.3}, ...}}}
 
+An empty tactic ("") records that tune() timed the bucket and kept the heuristic's choice: the
+heuristic then decides per M there (selection.ranked_tactics). Entries written before that rule
+(2026-11-28) store the heuristic's choice at the bucket's M as a tactic and keep pinning it for the
+whole bucket until the shape is tuned again: the key names the build, not the package version.
+
 Location: $W4A16_TUNE_CACHE, else $XDG_CACHE_HOME/w4a16_build/tune.json (default
 ~/.cache/...). Writes take an exclusive lock on "<file>.lock", re-read the file,
 merge, write a temporary file and rename it over the old one, so concurrent

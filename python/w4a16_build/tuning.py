@@ -1,4 +1,4 @@
-"""The profiler: time every applicable tactic of a shape per M bucket and cache the winners.
+"""The profiler: time every applicable tactic of a shape per M bucket and cache where one beats the heuristic.
 
     w4a16_build.tune(n, k, "fp16", "groupwise", 128)   # time every tactic per M bucket, cache it
 
@@ -7,8 +7,7 @@ the FINALISTS fastest and the heuristic's own choice (what gemm() runs untuned) 
 interleaved rounds, after an idle pause, so all of them see the same clock and power state (a
 large-M call leaves the card power-capped for a moment: back-to-back timing made tune() pick
 slower kernels than the heuristic on a down-projection, issue 16). A tuned choice is kept only
-where it beats the heuristic's choice by KEEP_MARGIN in those same rounds; elsewhere the bucket
-stores the heuristic's choice. A bucket serves every M down to the bucket below it, and a tile that
+where it beats the heuristic's choice by KEEP_MARGIN in those same rounds. A bucket serves every M down to the bucket below it, and a tile that
 wins at the bucket's M can lose at a smaller one (measured: bucket 4096's choice at M=3000,
 benchmarks/NOTES.md), so a tuned choice is also timed against the heuristic's choice at the
 bucket's smallest and middle M (check_points) and kept only where it is not slower at any of them
@@ -31,7 +30,7 @@ from .dtypes import TORCH, name_of
 from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device,
                       launch_or_raise, pieces, problem, status_string, tactics)
 from . import selection
-from .selection import BUCKETS, bucket_for, cache_key, forget_shape, tuned_choices
+from .selection import BUCKETS, bucket_for, cache_key, forget_shape
 from .timing import SETTLE_S, random_packed, time_graph, time_interleaved, weight_copies
 from .tune_cache import TuneCache
 
@@ -155,12 +154,14 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             except W4A16Error:
                 bar.update(1)
                 continue
-            if record["kept"] == "tuned" and heur is not None:
+            # Checked against the heuristic's choice where it was timed here too (one that could
+            # not run at the bucket's M is not what gemm() runs there).
+            if record["kept"] == "tuned" and heur in record["confirm"]:
                 checks = _check_elsewhere(tactic, bucket_for(m), n, k, dtype, mode, group, packs, sms,
                                           names, device)
                 record["checks"] = checks
                 if not holds_elsewhere({c: (v["tuned"], v["heuristic"]) for c, v in checks.items()}):
-                    tactic, sec = heur, record["confirm"].get(heur, sec)
+                    tactic, sec = heur, record["confirm"][heur]
                     record["kept"] = "heuristic (slower elsewhere)"
             results[bucket_for(m)] = (tactic, sec * 1e6)
             stored[bucket_for(m)] = (tactic if record["kept"] == "tuned" else "", sec * 1e6)
@@ -251,14 +252,20 @@ def _in_us(record: dict) -> dict:
     return out
 
 
+_tuned_here: set[tuple] = set()
+
+
 def tune_if_requested(dtype: str, mode: str, group: int, n: int, k: int, device: torch.device) -> None:
     """W4A16_TUNE=1: tune a shape the cache does not hold yet, before its first selection (never
     during CUDA graph capture)."""
     if os.environ.get("W4A16_TUNE") != "1" or torch.cuda.is_current_stream_capturing():
         return
     cache = TuneCache()
-    if tuned_choices(dtype, mode, group, n, k, device, cache):
+    if selection.tuned_choices_memoized(dtype, mode, group, n, k, device):
         return
+    if (device.index, dtype, mode, group, n, k) in _tuned_here:
+        return                  # tuned in this process already, and nothing could be stored
+    _tuned_here.add((device.index, dtype, mode, group, n, k))
     log.info("w4a16_build: tuning %s %s g%d N=%d K=%d (W4A16_TUNE=1)", dtype, mode, group, n, k)
     tune(n, k, dtype, mode, group, device=device, progress=False, cache=cache)
 

@@ -336,4 +336,3 @@ def test_the_model_imports_without_pyyaml_or_jinja2(repo_root):
             "print(parse_name('fp16_int4_groupwise_gemv_m8_r16_s4').family)")
     r = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "gemv", r.stderr
-

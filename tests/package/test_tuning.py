@@ -513,6 +513,7 @@ def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
     import torch as _torch
     from w4a16_build import selection
 
+    selection.clear_memo()
     monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {4096: ("", 1.0)})
     monkeypatch.setattr(selection, "heuristic_order", lambda *a: ["x", "y"])
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
@@ -520,3 +521,24 @@ def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
     monkeypatch.setattr(selection.log, "warning", lambda *a: warned.append(a))
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 3000, _torch.device("cpu")) == ["x", "y"]
     assert not warned
+    selection.clear_memo()
+
+
+def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(monkeypatch):
+    """Review: the cost rule's choice depends on the exact M, so the memo is per M (two M of one
+    bucket keep their own choices), and a tactic whose launch was refused for a shape is skipped at
+    every M of it, not retried at each new M."""
+    import torch as _torch
+    from w4a16_build import selection
+
+    selection.clear_memo()
+    dev = _torch.device("cpu")
+    monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {})
+    monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms: ["a", "b"] if m == 200 else ["b", "a"])
+    assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 200, dev, lambda t: True) == "a"
+    assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 256, dev, lambda t: True) == "b"
+    assert selection.memoized("fp16", "groupwise", 128, 256, 256, 200, dev) == "a"
+    selection.remember_refused("fp16", "groupwise", 128, 256, 256, dev, "a")
+    assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 210, dev, lambda t: True) == "b"
+    selection.clear_memo()
