@@ -109,7 +109,7 @@ class TileScheduler(_Axis):
 # and explicit names are checked against them. The model itself parses any
 # value, so that the validity rules can be tested on configurations outside them.
 TILE_ROWS = (64, 128, 256)
-TILE_TOKENS = (16, 32, 48, 64, 96, 128, 192, 256)
+TILE_TOKENS = (16, 32, 48, 64, 96, 128, 192, 208, 224, 256)
 TILE_K = (64, 128)
 CLUSTERS = ("1x1", "2x1", "1x2", "2x2")
 

@@ -94,7 +94,8 @@ def wgmma_rows(cfg: KernelConfig) -> Optional[str]:
 def wgmma_tokens(cfg: KernelConfig) -> Optional[str]:
     # wgmma takes N in steps of 8, but the mixed-input mainloop does not build with an N that is
     # not a multiple of 16: t128x24x128 fails CUTLASS 4.2's "Shape/Stride Divisibility Condition"
-    # static asserts, while 48, 96 and 192 compile (nvcc 13.0, 2026-11-28).
+    # static asserts, while 48, 96, 192, 208 (t128 coop) and 224 (t64 pingpong) compile (nvcc 13.0,
+    # 2026-11-28).
     if cfg.tile.tokens < 16 or cfg.tile.tokens % 16 or cfg.tile.tokens > 256:
         return f"tile tokens {cfg.tile.tokens} is not a buildable wgmma N (16..256, multiple of 16)"
     return None

@@ -32,7 +32,7 @@ def test_list_json_full(repo_root):
     r = run(repo_root, "--list", "--manifest", "full", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2208 + 72 + 432  # CUTLASS + GEMV + skinny
+    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2496 + 72 + 432  # CUTLASS + GEMV + skinny
     assert len(doc["manifest_sha256"]) == 64
     k = next(k for k in doc["kernels"] if k["family"] == "cutlass")
     assert set(k) >= {"name", "family", "max_m", "dtype", "mode", "tile_rows", "tile_tokens", "tile_k",
@@ -69,7 +69,7 @@ def test_out_writes_sources(repo_root, tmp_path):
 def test_rejected_lists_rules(repo_root):
     r = run(repo_root, "--rejected", "--manifest", "full")
     assert r.returncode == 0
-    assert "streamk_needs_coop" in r.stdout and "3120 configurations rejected" in r.stdout
+    assert "streamk_needs_coop" in r.stdout and "3984 configurations rejected" in r.stdout
 
 
 @pytest.mark.parametrize("manifest_text, message", [

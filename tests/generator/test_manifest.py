@@ -40,8 +40,8 @@ def cutlass_only(kernels):
 
 def test_full_counts():
     p = plan(builtin("full"))
-    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 8 * 2 * 4 * 2 * 2 + 72 + 144 * 4 * 2
-    assert len(cutlass_only(p.kernels)) == 2208
+    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 10 * 2 * 4 * 2 * 2 + 72 + 144 * 4 * 2
+    assert len(cutlass_only(p.kernels)) == 2496
     assert len([k for k in p.kernels if k.family == "gemv"]) == 72
     # skinny: 144 of the cluster form, 216 warp-split (k_warps 2, 4, 8 with rows_per_warp 16 only),
     # 72 warpgroup (mma wgmma: k_warps 1 and rows_per_warp 16 only)
@@ -49,7 +49,7 @@ def test_full_counts():
     per = {}
     for k in cutlass_only(p.kernels):
         per[(k.dtype, k.mode)] = per.get((k.dtype, k.mode), 0) + 1
-    assert len(per) == 6 and set(per.values()) == {368}
+    assert len(per) == 6 and set(per.values()) == {416}
     # Every axis value survives validation somewhere.
     kept = {axis: set() for axis in AXES}
     for k in cutlass_only(p.kernels):
