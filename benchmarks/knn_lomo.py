@@ -8,25 +8,28 @@ tactic with the best summed log relative time over the k nearest points of the o
 Prints, per (k, wm), the share of points within 5% of the best and the worst ratio: the numbers
 issue 16's item 4 asks of a selection (>= 90%, none below 0.85). A tactic a neighbour did not time
 counts as 3x its best; `--screen` rows count with their short screening time.
+
+    PYTHONPATH=. python benchmarks/knn_lomo.py ...   (from a checkout: it reads generator/)
 """
 
-import collections
-import json
 import math
 import re
 import sys
 
+from generator.derive import load_points
+
 
 def load(pattern: str, files: list[str]) -> list[tuple]:
+    """(model, k, n, m, {tactic: us}) per point of each file (one model per file, named
+    ..._MODEL.json), the tactics whose names match `pattern` (generator/derive.py load_points)."""
     keep = re.compile(pattern)
     data = []
     for f in files:
         model = f.rsplit("_", 1)[1][:-5]
-        points = collections.defaultdict(dict)
-        for r in json.load(open(f))["rows"]:
-            if keep.search(r["tactic"]):
-                points[(r["k"], r["n"], r["m"])][r["tactic"]] = r["us"]
-        data += [(model, k, n, m, t) for (k, n, m), t in points.items()]
+        for (_, _, _, k, n, m), timed in load_points([f]).items():
+            times = {t: us for t, us in timed.items() if keep.search(t)}
+            if times:
+                data.append((model, k, n, m, times))
     return data
 
 

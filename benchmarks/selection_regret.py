@@ -8,11 +8,11 @@ compiles), and its first is compared with the fastest of them.
 
 Prints the share of points where the heuristic's choice is within 5% of the best and the worst
 ratio, per M and overall (issue 16, item 4's test: >= 90% within 5%, none worse than 15%). Times
-are the JSON's (`--screen` rows count with their short screening time). With --leave-models-out
-(one model per file), each file's points are ranked with the table's "cost" rule refitted
-(generator/tile_costs.py) on the other files only: the fitted rule checked on models left out of its
-fit. Without it, the models of the JSONs must be left out of whatever the table was derived from
-for this to be a validation.
+are the JSON's as derive reads them (generator/derive.py load_points; `--screen` rows count with
+their short screening time). With --leave-models-out (one model per file), each file's points are
+ranked with the table's "cost" rule refitted (generator/tile_costs.py) on the other files only: the
+fitted rule checked on models left out of its fit. Without it, the models of the JSONs must be left
+out of whatever the table was derived from for this to be a validation.
 """
 
 import collections
@@ -23,10 +23,9 @@ import sys
 from unittest import mock
 
 from generator import tile_costs
+from generator.derive import load_points
 from w4a16_build import selection
 from w4a16_build.schema import parse_name
-
-SMS = tile_costs.SMS
 
 
 def table_fitted_without(files: list[str], left_out: str) -> dict:
@@ -37,16 +36,15 @@ def table_fitted_without(files: list[str], left_out: str) -> dict:
 
 
 def regret(f: str, keep) -> dict[int, list[float]]:
-    d = json.load(open(f))
-    sms = SMS[d["card"]]
-    points = collections.defaultdict(dict)
-    for r in d["rows"]:
-        if keep.search(r["tactic"]):
-            points[(r["k"], r["n"], r["m"])][r["tactic"]] = r["us"]
+    with open(f) as fh:
+        sms = tile_costs.SMS[json.load(fh)["card"]]
     per_m = collections.defaultdict(list)
-    for (k, n, m), times in sorted(points.items()):
-        order = selection.rank_by_heuristic([parse_name(t) for t in times], m, n, sms, dtype=d["dtype"],
-                                            mode=d["mode"], group=d["group"], k=k)
+    for (dtype, mode, group, k, n, m), timed in sorted(load_points([f]).items()):
+        times = {t: us for t, us in timed.items() if keep.search(t)}
+        if not times:
+            continue
+        order = selection.rank_by_heuristic([parse_name(t) for t in times], m, n, sms, dtype=dtype,
+                                            mode=mode, group=group, k=k)
         pick, best = order[0], min(times, key=times.get)
         ratio = times[best] / times[pick]       # 1.0: the heuristic picked the fastest
         per_m[m].append(ratio)

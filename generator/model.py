@@ -177,10 +177,13 @@ class KernelConfig(Kernel):
         """The name without dtype and mode: what a fitted per-tile cost is keyed by."""
         return f"t{self.tile.short}_c{self.cluster.short}_{self.schedule.short}_{self.scheduler.short}"
 
+    def output_tiles(self, m: int, n: int) -> int:
+        return math.ceil(n / self.tile.rows) * math.ceil(m / self.tile.tokens)
+
     def waves(self, m: int, n: int, sms: int) -> float:
         """Output tiles per SM: whole waves for the persistent scheduler, the even share of the
         work (at least one tile's) for stream-K (generator/tile_costs.py fits a cost per wave)."""
-        tiles = math.ceil(n / self.tile.rows) * math.ceil(m / self.tile.tokens)
+        tiles = self.output_tiles(m, n)
         if self.scheduler is TileScheduler.STREAMK:
             return max(tiles / sms, 1.0)
         return float(math.ceil(tiles / sms))
@@ -216,7 +219,7 @@ class KernelConfig(Kernel):
             if c is not None:
                 return (0, self.waves(m, n, sms) * c, 0.0)
             return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
-        tiles = math.ceil(n / rows) * math.ceil(m / tok)
+        tiles = self.output_tiles(m, n)
         want_streamk = bool(rule.get("streamk_below_sm_count", False)) and tiles < sms
         sched_miss = (self.scheduler is TileScheduler.STREAMK) != want_streamk
         if rule.get("tokens") == "cover_m":

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
     if not args.heuristics:
         print(json.dumps(costs, indent=1))
         return 0
-    table = json.load(open(args.heuristics))
+    with open(args.heuristics) as f:
+        table = json.load(f)
     rules = [r for r in table["rules"] if r.get("tokens") == RULE_TOKENS]
     if len(rules) != 1:
         print(f"error: {args.heuristics} has {len(rules)} rules with tokens '{RULE_TOKENS}' (needs one)", file=sys.stderr)
