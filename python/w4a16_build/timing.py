@@ -90,8 +90,11 @@ class GraphTimer:
 
 
 def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) -> float:
-    """Seconds per call of fn_per_copy(i), i over the copies: the best of `repeats` rounds."""
+    """Seconds per call of fn_per_copy(i), i over the copies: the best of `repeats` rounds, after
+    one discarded round (the card may come out of an idle pause at its boost clock: see
+    time_interleaved)."""
     timer = GraphTimer(fn_per_copy, copies)
+    timer.round(replays)
     best = min(timer.round(replays) for _ in range(repeats))
     del timer
     return best
@@ -99,12 +102,22 @@ def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) ->
 
 def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[float]:
     """Best-of-`repeats` seconds per call of each (fn_per_copy, copies) in `timed`, their rounds
-    interleaved (a, b, c, a, b, c, ...): ratios between them are then not skewed by the card's
-    clock changing between measurements (a large-M call leaves it power-capped for a moment)."""
+    interleaved so that ratios between them are not skewed by the card's clock changing between
+    measurements (a large-M call leaves it power-capped for a moment).
+
+    One round of every timer is run first and discarded: on an H200 the first round after an idle
+    pause runs at the boost clock, and with a fixed order and best-of rounds the first timer kept
+    that round, 5-15% faster than the same tactic timed second at M >= 1500 (benchmarks/NOTES.md,
+    "Timing order"). The kept rounds rotate the order (a, b, c / b, c, a / c, a, b ...), at least
+    one round per timer, so each takes each place."""
     timers = [GraphTimer(fn, copies) for fn, copies in timed]
-    best = [math.inf] * len(timers)
-    for _ in range(repeats):
-        for i, timer in enumerate(timers):
-            best[i] = min(best[i], timer.round(replays))
+    n = len(timers)
+    for timer in timers:                      # warm-up pass: brings the card to its loaded clock
+        timer.round(replays)
+    best = [math.inf] * n
+    for r in range(max(repeats, n)):
+        for j in range(n):
+            i = (r + j) % n
+            best[i] = min(best[i], timers[i].round(replays))
     del timers
     return best
