@@ -7,10 +7,12 @@
   every PyTorch user already has, is timed in the same rounds where M <= 128.
 - Cold L2: each timed pass rotates over enough weight copies to touch >= 4x the L2 size.
 - No launch overhead: one call per weight copy is captured in a CUDA graph; graph replays are
-  timed with CUDA events; the best of 3 repeats of >= 20 replays is kept.
+  timed with CUDA events over rounds of >= 20 replays.
 - cuBLAS (both layouts), tinygemm and the reported tactic are timed in interleaved rounds for each
   M, after a short idle, so all see the same clock (a large-M call leaves the card power-capped
-  for a moment).
+  for a moment): one discarded round each, then whole rotations of the order, averaged
+  (timing.time_interleaved). Ranked tactics (best / all) are timed one by one: best of 3 rounds
+  after a discarded one.
 - Random int4 codes, random scales, random activations.
 
     python -m w4a16_build.bench --m 1,2,4,8,16 --json bench.json

@@ -3,7 +3,8 @@
 The weight-copy rotation lives here only: `weight_copies()` makes the copies of a random packed
 weight (`random_packed()`) that one timed pass rotates over. One call per weight copy is captured in a CUDA graph (so no launch or Python
 overhead is in the number), the graph is replayed, CUDA events time the
-replays, and the best of `repeats` rounds is kept. Rotating over copies that
+replays. One timer alone keeps its best round (`time_graph`); timers compared with each other
+are interleaved in rotating order and averaged (`time_interleaved`). Rotating over copies that
 together exceed the L2 keeps the weights cold (benchmarks/README.md).
 """
 
@@ -101,23 +102,25 @@ def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) ->
 
 
 def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[float]:
-    """Best-of-`repeats` seconds per call of each (fn_per_copy, copies) in `timed`, their rounds
-    interleaved so that ratios between them are not skewed by the card's clock changing between
-    measurements (a large-M call leaves it power-capped for a moment).
+    """Seconds per call of each (fn_per_copy, copies) in `timed`, their rounds interleaved so that
+    ratios between them are not skewed by the card's clock changing between measurements (a
+    large-M call leaves it power-capped for a moment).
 
-    One round of every timer is run first and discarded: on an H200 the first round after an idle
-    pause runs at the boost clock, and with a fixed order and best-of rounds the first timer kept
-    that round, 5-15% faster than the same tactic timed second at M >= 1500 (benchmarks/NOTES.md,
-    "Timing order"). The kept rounds rotate the order (a, b, c / b, c, a / c, a, b ...), at least
-    one round per timer, so each takes each place."""
+    One round of every timer is run first and discarded, then whole rotations of the order
+    (a, b, c / b, c, a / c, a, b; at least `repeats` rounds) are kept and averaged per timer. On
+    an H200 the clock falls for a while after an idle pause: with a fixed order and the best round
+    kept, the first timer kept its earliest, fastest round and came out 5-15% faster than the same
+    tactic timed second at M >= 1500 (benchmarks/NOTES.md, "Timing order"). Over whole rotations
+    each timer holds each place once, so a steady drift cancels in the mean."""
     timers = [GraphTimer(fn, copies) for fn, copies in timed]
     n = len(timers)
-    for timer in timers:                      # warm-up pass: brings the card to its loaded clock
+    for timer in timers:                      # warm-up pass: brings the card towards its loaded clock
         timer.round(replays)
-    best = [math.inf] * n
-    for r in range(max(repeats, n)):
+    rounds = n * math.ceil(repeats / n)
+    total = [0.0] * n
+    for r in range(rounds):
         for j in range(n):
             i = (r + j) % n
-            best[i] = min(best[i], timers[i].round(replays))
+            total[i] += timers[i].round(replays)
     del timers
-    return best
+    return [t / rounds for t in total]

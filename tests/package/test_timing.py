@@ -10,10 +10,12 @@ from w4a16_build import timing  # noqa: E402
 
 class FakeCard:
     """Rounds run at `base` seconds, except while the card is fresh from idle: then 10% faster.
-    Each round uses up one round of that freshness."""
+    Each round uses up one round of that freshness. With `drift`, every round also runs that much
+    slower than the one before (the clock still settling towards the power cap)."""
 
-    def __init__(self, fresh_rounds=1):
+    def __init__(self, fresh_rounds=1, drift=0.0):
         self.fresh = fresh_rounds
+        self.drift = drift
         self.log = []
 
     def timer_class(self):
@@ -24,7 +26,7 @@ class FakeCard:
                 self.base = fn_per_copy     # the tests pass each timer's true time as its "function"
 
             def round(self, replays=20):
-                t = self.base * (0.9 if card.fresh > 0 else 1.0)
+                t = self.base * (0.9 if card.fresh > 0 else 1.0) * (1 + card.drift * len(card.log))
                 card.fresh -= 1
                 card.log.append(self.base)
                 return t
@@ -67,3 +69,14 @@ def test_tactics_timed_one_after_another_time_equal(monkeypatch):
     card = FakeCard()
     monkeypatch.setattr(timing, "GraphTimer", card.timer_class())
     assert [timing.time_graph(1.0, 1) for _ in range(3)] == [1.0] * 3
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_equal_tactics_time_equal_while_the_clock_drifts(monkeypatch, n):
+    """A clock that keeps falling through the measurement: the best round of each timer would be
+    its earliest, and the timer first in the first kept round would win. The kept rounds are whole
+    rotations of the order and averaged, so each timer's rounds sit at the same mean place."""
+    card = FakeCard(fresh_rounds=0, drift=0.01)
+    monkeypatch.setattr(timing, "GraphTimer", card.timer_class())
+    secs = timing.time_interleaved([(1.0, 1)] * n)
+    assert max(secs) == pytest.approx(min(secs), rel=1e-9), secs
