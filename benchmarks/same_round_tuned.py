@@ -18,6 +18,7 @@ import time
 
 # An empty tuning cache of this run's own: the "before" choices are the heuristic's.
 os.environ["W4A16_TUNE_CACHE"] = os.path.join(tempfile.mkdtemp(), "tune.json")
+os.environ.pop("W4A16_TUNE", None)                 # no tuning on first use either
 
 import torch  # noqa: E402
 

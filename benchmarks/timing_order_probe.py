@@ -4,8 +4,8 @@ order"). With a fair timer both orders give the same ratio.
 
     python benchmarks/timing_order_probe.py OUT.json [TRIALS]
 
-Groupwise fp16, group 128; the cases are the points where tuning changed the choice and the
-same-round check disagreed (H200, 2026-11-28).
+Groupwise fp16, group 128; the cases are four points where tuning changed the choice at large M
+(H200, 2026-11-28; two of them slower in benchmarks/same_round_tuned.py's check).
 """
 
 import json
@@ -15,6 +15,7 @@ import tempfile
 import time
 
 os.environ["W4A16_TUNE_CACHE"] = os.path.join(tempfile.mkdtemp(), "tune.json")   # untuned choices
+os.environ.pop("W4A16_TUNE", None)                 # no tuning on first use either
 
 import torch  # noqa: E402
 

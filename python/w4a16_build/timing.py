@@ -91,14 +91,17 @@ class GraphTimer:
 
 
 def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) -> float:
-    """Seconds per call of fn_per_copy(i), i over the copies: the best of `repeats` rounds, after
+    """Seconds per call of fn_per_copy(i), i over the copies: the mean of `repeats` rounds after
     one discarded round (the card may come out of an idle pause at its boost clock: see
-    time_interleaved)."""
+    time_interleaved). The mean, as time_interleaved reports, so that the bench's ranked rows
+    (timed here) and its reported row (timed interleaved) are the same statistic. Costs
+    1 + repeats rounds."""
     timer = GraphTimer(fn_per_copy, copies)
     timer.round(replays)
-    best = min(timer.round(replays) for _ in range(repeats))
+    rounds = max(1, repeats)
+    mean = sum(timer.round(replays) for _ in range(rounds)) / rounds
     del timer
-    return best
+    return mean
 
 
 def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[float]:
@@ -111,12 +114,18 @@ def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[f
     an H200 the clock falls for a while after an idle pause: with a fixed order and the best round
     kept, the first timer kept its earliest, fastest round and came out 5-15% faster than the same
     tactic timed second at M >= 1500 (benchmarks/NOTES.md, "Timing order"). Over whole rotations
-    each timer holds each place once, so a steady drift cancels in the mean."""
+    each timer holds each place once, so a steady drift cancels in the mean. The warm-up is one
+    round per timer, not a fixed time: a boost that outlasts it leaves a smaller bias.
+
+    Cost: n * (1 + n * ceil(repeats / n)) timer rounds of `replays` graph replays each (repeats =
+    3: n = 2: 10, 3: 12, 4: 20, 5: 30; the fixed order before took 3 * n: 6, 9, 12, 15)."""
     timers = [GraphTimer(fn, copies) for fn, copies in timed]
     n = len(timers)
+    if n == 0:
+        return []
     for timer in timers:                      # warm-up pass: brings the card towards its loaded clock
         timer.round(replays)
-    rounds = n * math.ceil(repeats / n)
+    rounds = n * math.ceil(max(1, repeats) / n)
     total = [0.0] * n
     for r in range(rounds):
         for j in range(n):
