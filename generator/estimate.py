@@ -1,14 +1,14 @@
 """`--estimate`: predicted build time, memory per job and binary size of a plan.
 
-Costs are per generated file (shard), each family's in its model class (`cost`), from measurements on this project's 2-core, 24 GB build
-machine (nvcc 13.0, sm_90a, -O3):
-- CUTLASS shard of n kernels: about 47 + 19 n seconds of one core and 3.6 + 1.4 n GB peak
-  (the largest seen; the mean is lower). Measured: one kernel alone 60 s / 4.86 GB
-  (`/usr/bin/time -v`); four kernels in one file 102 s / 7.65 GB (front end and host compile
-  are paid once per file: cudafe++ 11-16 s and host gcc 10-12 s of each file, cicc about
-  26 s + 11 s per kernel); the derived default (38 files of 1-4 kernels, 2 jobs): mean 66 / 84
-  / 92 / 120 s and largest 4.8 / 6.6 / 7.5 / 9.0 GB for files of 1 / 2 / 3 / 4 kernels.
-- GEMV kernel: 5 s (4.4 s measured), 0.32 GB peak, 53 KB object.
+Costs are per generated file (shard), each family's in its model class (`cost`), fitted to a cold
+`default` build on this project's 2-core, 24 GB build machine (nvcc 13.0, sm_90a, -O3, 2 jobs,
+2026-11-28: benchmarks/results/build_default125_2core.json, 15 min 47 s; tests/generator/
+test_estimate.py checks the constants against it):
+- CUTLASS shard of n kernels: 32 + 14.3 n seconds of one core (least squares over its 26 files:
+  mean 48 / 58 / 72 / 90 s for files of 1 / 2 / 3 / 4 kernels, largest 55 / 68 / 80 / 102 s) and
+  3.6 + 1.4 n GB peak (an upper bound: largest seen 4.8 / 6.6 / 7.5 / 9.0 GB). Front end and host
+  compile are paid once per file (cudafe++ 11-16 s and host gcc 10-12 s, measured earlier).
+- GEMV shard: 2.4 + 0.2 n s; skinny shard: 2.6 + 0.32 n s; 0.3 GB peak.
 - Extension: about 115 KB per CUTLASS kernel, 45 KB per GEMV kernel, 0.3 MB fixed.
 - Fixed: configure + binding + registry + link, about 40 s.
 The wheel compresses the extension to about 25% (default: 6.8 MB -> 1.7 MB).
