@@ -6,12 +6,13 @@ Costs are per generated file (shard), each family's in its model class (`cost`),
 test_estimate.py checks the constants against it):
 - CUTLASS shard of n kernels: 32 + 14.3 n seconds of one core (least squares over its 26 files:
   mean 48 / 58 / 72 / 90 s for files of 1 / 2 / 3 / 4 kernels, largest 55 / 68 / 80 / 102 s) and
-  3.6 + 1.4 n GB peak (an upper bound: largest seen 4.8 / 6.6 / 7.5 / 9.0 GB). Front end and host
-  compile are paid once per file (cudafe++ 11-16 s and host gcc 10-12 s, measured earlier).
+  3.6 + 1.5 n GB peak (5.1 / 6.6 / 8.1 / 9.6: at or above the largest seen, 4.8 / 6.6 / 7.5 / 9.0 GB,
+  1024 MB to the GB). Front end and host compile are paid once per file (cudafe++ 11-16 s and host
+  gcc 10-12 s, measured earlier). Seconds are each compile's wall time with 2 jobs on 2 cores.
 - GEMV shard: 2.4 + 0.2 n s; skinny shard: 2.6 + 0.32 n s; 0.3 GB peak.
 - Extension: about 115 KB per CUTLASS kernel, 45 KB per GEMV kernel, 0.3 MB fixed.
 - Fixed: configure + binding + registry + link, about 40 s.
-The wheel compresses the extension to about 25% (default: 6.8 MB -> 1.7 MB).
+The wheel compresses the extension to about 25% (measured earlier: 6.8 MB -> 1.7 MB).
 """
 
 from __future__ import annotations

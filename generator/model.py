@@ -163,7 +163,7 @@ class KernelConfig(Kernel):
     RULES: ClassVar[dict] = rules.RULES
     template: ClassVar[str] = "cutlass_kernels.cu.j2"
     # Measured on the 2-core, 24 GB build machine (generator/estimate.py says how).
-    cost: ClassVar[BuildCost] = BuildCost(file_s=32.0, kernel_s=14.3, file_gb=3.6, kernel_gb=1.4, kernel_kb=115.0)
+    cost: ClassVar[BuildCost] = BuildCost(file_s=32.0, kernel_s=14.3, file_gb=3.6, kernel_gb=1.5, kernel_kb=115.0)
 
     @property
     def name(self) -> str:
@@ -264,7 +264,7 @@ class GemvConfig(Kernel):
     NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_gemv_mMAXM_rROWS_sSTAGES"
     template: ClassVar[str] = "gemv_kernels.cu.j2"
     include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/launch.cuh"
-    # 4.4 s, 0.32 GB and 53 KB of object measured for one kernel (generator/estimate.py).
+    # Fitted to a measured default build (benchmarks/results/build_default125_2core.json).
     cost: ClassVar[BuildCost] = BuildCost(file_s=2.4, kernel_s=0.2, file_gb=0.3, kernel_gb=0.05, kernel_kb=45.0)
 
     @property
@@ -359,7 +359,7 @@ class SkinnyConfig(Kernel):
     NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS][_wg]"
     template: ClassVar[str] = "skinny_kernels.cu.j2"
     include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_*launch.cuh"
-    # Measured: 12 kernels of the harness compile in 8 s on 2 cores (ptxas, no CUTLASS headers).
+    # Fitted to a measured default build (benchmarks/results/build_default125_2core.json).
     cost: ClassVar[BuildCost] = BuildCost(file_s=2.6, kernel_s=0.32, file_gb=0.3, kernel_gb=0.05, kernel_kb=45.0)
 
     @property
