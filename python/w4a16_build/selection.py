@@ -181,9 +181,13 @@ def remember_choice(dtype, mode, group, n, k, m, device, tactic: str) -> None:
     _memo[_memo_key(dtype, mode, group, n, k, m, device)] = tactic
 
 
+def _refused_key(dtype, mode, group, n, k, device, tactic: str) -> tuple:
+    return (device.index, dtype, mode, group, n, k, tactic)
+
+
 def remember_refused(dtype, mode, group, n, k, device, tactic: str) -> None:
     """A tactic whose launch this device refused for this shape: not chosen again for it at any M."""
-    _refused.add((device.index, dtype, mode, group, n, k, tactic))
+    _refused.add(_refused_key(dtype, mode, group, n, k, device, tactic))
 
 
 def forget_shape(dtype, mode, group, n, k) -> None:
@@ -230,7 +234,7 @@ def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, dev
     if hit is not None:
         return hit
     choice = next((t for t in ranked_tactics(dtype, mode, group, n, k, m, device)
-                   if (device.index, dtype, mode, group, n, k, t) not in _refused and applicable(t)), None)
+                   if _refused_key(dtype, mode, group, n, k, device, t) not in _refused and applicable(t)), None)
     if choice is not None:
         remember_choice(dtype, mode, group, n, k, m, device, choice)
     return choice

@@ -260,14 +260,13 @@ def tune_if_requested(dtype: str, mode: str, group: int, n: int, k: int, device:
     during CUDA graph capture)."""
     if os.environ.get("W4A16_TUNE") != "1" or torch.cuda.is_current_stream_capturing():
         return
-    cache = TuneCache()
     if selection.tuned_choices_memoized(dtype, mode, group, n, k, device):
         return
     if (device.index, dtype, mode, group, n, k) in _tuned_here:
         return                  # tuned in this process already, and nothing could be stored
     _tuned_here.add((device.index, dtype, mode, group, n, k))
     log.info("w4a16_build: tuning %s %s g%d N=%d K=%d (W4A16_TUNE=1)", dtype, mode, group, n, k)
-    tune(n, k, dtype, mode, group, device=device, progress=False, cache=cache)
+    tune(n, k, dtype, mode, group, device=device, progress=False)
 
 
 def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,
