@@ -10,7 +10,7 @@
   timed with CUDA events over rounds of >= 20 replays.
 - cuBLAS (both layouts), tinygemm and the reported tactic are timed in interleaved rounds for each
   M, after a short idle, so all see the same clock (a large-M call leaves the card power-capped
-  for a moment): one discarded round each, then whole rotations of the order, averaged
+  for a moment): 3 s of discarded warm-up rounds, then a balanced order, averaged
   (timing.time_interleaved). Ranked tactics (best / all) are timed one by one: the mean of 3
   rounds after a discarded one (timing.time_graph).
 - Random int4 codes, random scales, random activations.

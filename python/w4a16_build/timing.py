@@ -3,8 +3,8 @@
 The weight-copy rotation lives here only: `weight_copies()` makes the copies of a random packed
 weight (`random_packed()`) that one timed pass rotates over. One call per weight copy is captured in a CUDA graph (so no launch or Python
 overhead is in the number), the graph is replayed, CUDA events time the
-replays. One timer alone keeps its best round (`time_graph`); timers compared with each other
-are interleaved in rotating order and averaged (`time_interleaved`). Rotating over copies that
+replays. One timer alone averages its rounds after a discarded one (`time_graph`); timers compared with each other
+are interleaved in a balanced order and averaged (`time_interleaved`). Rotating over copies that
 together exceed the L2 keeps the weights cold (benchmarks/README.md).
 """
 
@@ -22,6 +22,11 @@ from .quant import quantize
 # Idle before measurements that are compared: a large-M call leaves the card power-capped at a
 # lower SM clock for a moment (benchmarks/NOTES.md).
 SETTLE_S = 0.3
+# Busy time the interleaved timers run, alternating, before any round is kept (time_interleaved).
+# On an H200 at M >= 1500 the two orders of a pair differed by up to 7% after one warm-up round,
+# 2-3% after 1 s, <= 0.4% after 3 s (benchmarks/NOTES.md, "Timing order", eighth session).
+WARM_S = 3.0
+WARM_PASSES_MAX = 200     # ... or this many passes over the timers, whichever comes first
 
 
 def n_copies(bytes_per_copy: int, device=None) -> int:
@@ -104,32 +109,65 @@ def time_graph(fn_per_copy, copies: int, replays: int = 20, repeats: int = 3) ->
     return mean
 
 
-def time_interleaved(timed: list, replays: int = 20, repeats: int = 3) -> list[float]:
+def balanced_order(n: int) -> list[int]:
+    """The order of the kept rounds of n interleaved timers, after warm-up passes that end with
+    timer n - 1: every ordered pair (i, j), i == j included, appears equally often as "j right after
+    i" (so whatever one tactic leaves behind for the next, each timer gets the same share), and the
+    sequence reads the same backwards (so each timer's rounds sit at the same mean place, and a
+    steady drift cancels). Built as an Euler circuit of the complete directed graph with loops
+    (each pair once), starting with the loop at n - 1, followed by its reverse: 2 n^2 rounds."""
+    if n <= 0:
+        return []
+    last = n - 1
+    out_edges = {v: [v] + [w for w in range(n) if w != v] for v in range(n)}
+    stack, circuit = [last], []
+    while stack:                              # Hierholzer's algorithm
+        v = stack[-1]
+        if out_edges[v]:
+            stack.append(out_edges[v].pop(0))
+        else:
+            circuit.append(stack.pop())
+    circuit.reverse()                         # vertices c0 .. c_{n^2}, c0 == c_{n^2} == last
+    cyc = circuit[:-1]
+    i = next(i for i in range(len(cyc)) if cyc[i] == last and cyc[(i + 1) % len(cyc)] == last)
+    first_half = [cyc[(i + 1 + k) % len(cyc)] for k in range(len(cyc))]   # starts with the loop's end
+    return first_half + first_half[::-1]
+
+
+def time_interleaved(timed: list, replays: int = 20, repeats: int = 3, warm_s: float | None = None) -> list[float]:
     """Seconds per call of each (fn_per_copy, copies) in `timed`, their rounds interleaved so that
     ratios between them are not skewed by the card's clock changing between measurements (a
     large-M call leaves it power-capped for a moment).
 
-    One round of every timer is run first and discarded, then whole rotations of the order
-    (a, b, c / b, c, a / c, a, b; at least `repeats` rounds) are kept and averaged per timer. On
-    an H200 the clock falls for a while after an idle pause: with a fixed order and the best round
-    kept, the first timer kept its earliest, fastest round and came out 5-15% faster than the same
-    tactic timed second at M >= 1500 (benchmarks/NOTES.md, "Timing order"). Over whole rotations
-    each timer holds each place once, so a steady drift cancels in the mean. The warm-up is one
-    round per timer, not a fixed time: a boost that outlasts it leaves a smaller bias.
+    The timers first run, alternating, until they have been busy `warm_s` (WARM_S) seconds
+    together (at most WARM_PASSES_MAX passes), and those rounds are discarded; then the kept rounds
+    follow `balanced_order` (repeated until each timer has at least `repeats` rounds) and are
+    averaged per timer. Measured on an H200 (benchmarks/NOTES.md, "Timing order"): the same two
+    tactics timed in both orders of the list differed by 5-15% at M >= 1500 with a fixed order and
+    the best round kept; by up to 7% with one warm-up round and whole rotations (a, b / b, a) or
+    the balanced order; by 2-3% after 1 s of warm-up and by at most 0.4% after 3 s. The card's
+    clock settles over seconds after an idle pause; rounds kept before it has settled favour
+    whichever timer holds the luckier places. In the balanced order each timer follows each timer
+    (itself included) equally often and sits at the same mean place, so what remains of a drift
+    or of one tactic's effect on the next cancels.
 
-    Cost: n * (1 + n * ceil(repeats / n)) timer rounds of `replays` graph replays each (repeats =
-    3: n = 2: 10, 3: 12, 4: 20, 5: 30; the fixed order before took 3 * n: 6, 9, 12, 15)."""
+    Cost: the warm-up (about WARM_S of GPU time), then 2 n^2 * ceil(repeats / (2 n)) timer rounds
+    of `replays` graph replays each (repeats = 3: n = 1: 4, 2: 8, 3: 18, 4: 32)."""
     timers = [GraphTimer(fn, copies) for fn, copies in timed]
     n = len(timers)
     if n == 0:
         return []
-    for timer in timers:                      # warm-up pass: brings the card towards its loaded clock
-        timer.round(replays)
-    rounds = n * math.ceil(max(1, repeats) / n)
+    warm_s = WARM_S if warm_s is None else warm_s
+    busy = 0.0
+    for _ in range(WARM_PASSES_MAX):          # warm-up passes: bring the card to its loaded clock
+        for timer in timers:
+            busy += timer.round(replays) * replays * timer.copies
+        if busy >= warm_s:
+            break
+    order = balanced_order(n) * math.ceil(max(1, repeats) / (2 * n))
     total = [0.0] * n
-    for r in range(rounds):
-        for j in range(n):
-            i = (r + j) % n
-            total[i] += timers[i].round(replays)
+    for i in order:
+        total[i] += timers[i].round(replays)
     del timers
-    return [t / rounds for t in total]
+    per_timer = len(order) // n
+    return [t / per_timer for t in total]
