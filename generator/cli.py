@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
+from . import archs as archs_mod
 from .manifest import ManifestError, load, parse_kernel_filter
 from .paths import DEFAULT_MANIFEST, resolve_manifest
 from .pipeline import plan as make_plan
@@ -42,31 +42,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="with --out: print nothing on success")
     p.add_argument("--from-results", nargs="*", help=argparse.SUPPRESS)  # moved to derive: says so
     p.add_argument("--cuda-archs", metavar="ARCHS",
-                   help="with --out: the CMAKE_CUDA_ARCHITECTURES the build will use; refused unless every "
-                        "entry targets sm_90a (the build passes $W4A16_CUDA_ARCHS)")
+                   help="the CMAKE_CUDA_ARCHITECTURES the build will use (the build passes $W4A16_CUDA_ARCHS): "
+                        "entries 90a and 80, each NN, NN-real or NN-virtual; a family none of them "
+                        "builds is left out (default " + archs_mod.DEFAULT + ")")
     return p
 
 
-# Every kernel family here (CUTLASS SM90 mixed input, the GEMV with TMA bulk copies and clusters)
-# needs the sm_90a target: wgmma and setmaxnreg do not exist elsewhere, and a plain "90" build
-# compiles CUTLASS's "arch conditional MMA ... Aborting" path instead of the kernels.
-_ARCH_RE = re.compile(r"90a(-real|-virtual)?")
-
-
 def check_cuda_archs(archs: str) -> str | None:
-    """Why a CMAKE_CUDA_ARCHITECTURES value cannot build these kernels, or None."""
-    entries = [a.strip() for a in re.split(r"[;,]", archs or "") if a.strip()]
-    if not entries:
-        return "W4A16_CUDA_ARCHS is empty: the kernels need sm_90a (use 90a-real)"
-    bad = [a for a in entries if not _ARCH_RE.fullmatch(a)]
-    if bad:
-        return (f"W4A16_CUDA_ARCHS={archs!r}: {', '.join(bad)} cannot build these kernels; every kernel "
-                "family needs sm_90a (Hopper wgmma/TMA: H100, H200) -- use W4A16_CUDA_ARCHS=90a-real")
-    return None
+    """Why a CMAKE_CUDA_ARCHITECTURES value cannot build these kernels, or None (generator/archs.py)."""
+    return archs_mod.check(archs)
 
 
 def _why_empty(plan, manifest, kernels_arg: str, kernels_source: str) -> str:
     """One line on why a plan holds no kernel: the filter, or the rules (which rejected what)."""
+    if plan.no_arch and not plan.kernels:
+        fams = sorted({c.family for c in plan.no_arch})
+        return (f"W4A16_CUDA_ARCHS={plan.cuda_archs!r} builds none of the {len(plan.no_arch)} selected kernels of "
+                f"manifest {manifest.name!r} (families {', '.join(fams)} need "
+                f"{' or '.join(sorted({a for c in plan.no_arch for a in c.archs}))})")
     if plan.filtered_out:
         return (f"{kernels_source}={kernels_arg!r} selects none of the {len(plan.filtered_out)} kernels of "
                 f"manifest {manifest.name!r}" if kernels_arg else
@@ -121,7 +114,7 @@ def _main(argv, prog) -> int:
     args.manifest = args.manifest or DEFAULT_MANIFEST
     try:
         manifest = load(resolve_manifest(args.manifest))
-        plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source))
+        plan = make_plan(manifest, parse_kernel_filter(args.kernels, kernels_source), args.cuda_archs)
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,10 @@ test_estimate.py checks the constants against it):
   1024 MB to the GB). Front end and host compile are paid once per file (cudafe++ 11-16 s and host
   gcc 10-12 s, measured earlier). Seconds are each compile's wall time with 2 jobs on 2 cores.
 - GEMV shard: 2.4 + 0.2 n s; skinny shard: 2.6 + 0.32 n s; 0.3 GB peak.
+- A family compiled for several W4A16_CUDA_ARCHS entries (the tiled one: sm_80 SASS and compute_80
+  PTX) pays its per-kernel seconds and size once per entry (archs.for_family); the tiled
+  constants are per entry (one build of default's 12 on the H200 machine: 8.9-10.1 s per file of
+  three for two entries).
 - Extension: about 115 KB per CUTLASS kernel, 45 KB per GEMV kernel, 0.3 MB fixed.
 - Fixed: configure + binding + registry + link, about 40 s.
 The wheel compresses the extension to about 25% (measured earlier: 6.8 MB -> 1.7 MB).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 
+from . import archs
 from .model import FAMILIES
 from .pipeline import Plan, Shard
 
@@ -28,16 +33,22 @@ BASE_SO_MB = 0.3
 WHEEL_RATIO = 0.25
 
 
-def shard_cost(sh: Shard) -> tuple[float, float]:
+def arch_entries(cls, cuda_archs: str | None) -> int:
+    """How many times a family's kernels compile (one per W4A16_CUDA_ARCHS entry it takes)."""
+    return max(1, len(archs.for_family(cls, cuda_archs)))
+
+
+def shard_cost(sh: Shard, cuda_archs: str | None = None) -> tuple[float, float]:
     """(CPU seconds, peak GB) to compile one generated file."""
-    n, c = len(sh.kernels), type(sh.kernels[0]).cost
-    return c.file_s + c.kernel_s * n, c.file_gb + c.kernel_gb * n
+    cls = type(sh.kernels[0])
+    n, c = len(sh.kernels), cls.cost
+    return c.file_s + c.kernel_s * n * arch_entries(cls, cuda_archs), c.file_gb + c.kernel_gb * n
 
 
 def gb_per_job(plan: Plan) -> float:
     """Memory the build's job pool budgets per compile: the largest shard's peak (CMakeLists.txt
     reads it from manifest.json), at least the 4.5 GB of one CUTLASS kernel with some margin."""
-    return round(max([4.5] + [shard_cost(sh)[1] for sh in plan.shards]), 2)
+    return round(max([4.5] + [shard_cost(sh, plan.cuda_archs)[1] for sh in plan.shards]), 2)
 
 
 def machine() -> tuple[int, float]:
@@ -60,12 +71,13 @@ def estimate(plan: Plan, cores: int | None = None, mem_gb: float | None = None) 
     counts = {cls.family: sum(1 for k in plan.kernels if k.family == cls.family) for cls in FAMILIES}
     per_job = gb_per_job(plan)
     jobs = max(1, min(cores, int(mem_gb // per_job) if mem_gb else cores))
-    costs = [shard_cost(sh) for sh in plan.shards]
+    costs = [shard_cost(sh, plan.cuda_archs) for sh in plan.shards]
     cpu_s = sum(t for t, _ in costs)
     # Wall time: the files spread over the jobs, but no faster than the slowest single file.
     wall_s = FIXED_S + max(cpu_s / jobs, max((t for t, _ in costs), default=0.0))
     peak = max((g for _, g in costs), default=0.0)
-    so_mb = BASE_SO_MB + sum(counts[cls.family] * cls.cost.kernel_kb for cls in FAMILIES) / 1024
+    so_mb = BASE_SO_MB + sum(counts[cls.family] * cls.cost.kernel_kb * arch_entries(cls, plan.cuda_archs)
+                             for cls in FAMILIES) / 1024
     return {
         "manifest": plan.manifest.name, "kernels": counts, "files": len(plan.shards), "cores": cores,
         "memory_gb": round(mem_gb, 1), "jobs": jobs, "gb_per_job": per_job, "cpu_seconds": round(cpu_s),

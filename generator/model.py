@@ -26,7 +26,7 @@ from .axes import (CLUSTERS, TILE_K, TILE_ROWS, TILE_TOKENS, WEIGHT, Cluster, DT
 
 __all__ = [
     "AXES", "CLUSTERS", "Cluster", "DType", "FAMILIES", "GEMV_AXES", "GemvConfig", "Kernel", "KernelConfig",
-    "QuantMode", "SKINNY_AXES", "Schedule", "SkinnyConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
+    "QuantMode", "SKINNY_AXES", "Schedule", "SkinnyConfig", "TILED_AXES", "TiledConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
     "family", "parse_name",
 ]
 
@@ -61,6 +61,9 @@ class Kernel:
     template: ClassVar[str]               # templates/<template>
     include_dirs: ClassVar[tuple[str, ...]] = ()  # extra include dirs of its files, from the source root
     cost: ClassVar[BuildCost]
+    # The CUDA architectures its files compile for (the W4A16_CUDA_ARCHS entries it takes, without
+    # "-real"/"-virtual"); a build emits the family only when one of them is requested.
+    archs: ClassVar[tuple[str, ...]] = ("90a",)
     # max_m: the largest M (tokens) a kernel accepts, 0 = any: a field or a class attribute.
 
     # ----------------------------------------------------------------- identity
@@ -97,8 +100,9 @@ class Kernel:
         return cfg
 
     def to_dict(self) -> dict:
-        """name, family, max_m and every axis: what list_kernels() and manifest.json show."""
-        return {"name": self.name, "family": self.family, "max_m": self.max_m, **self.axis_values()}
+        """name, family, max_m, archs and every axis: what list_kernels() and manifest.json show."""
+        return {"name": self.name, "family": self.family, "max_m": self.max_m, "archs": list(self.archs),
+                **self.axis_values()}
 
     def __str__(self) -> str:
         return self.name
@@ -403,10 +407,102 @@ class SkinnyConfig(Kernel):
                 self.rows_per_warp != rule.get("rows_per_warp", 16), self.stages != rule.get("stages", 4))
 
 
+# The tiled kernels (gemv/tiled_kernel.cuh): a GEMM for any M from SM80 instructions only
+# (cp.async, ldmatrix, mma.sync), compiled for sm_80 (Ampere, Ada) and as compute_80 PTX (which
+# Hopper runs through the driver's JIT: the test path of issue 18). A CTA of 8 warps owns
+# 128 * rows_per_warp / 16 weight rows and `tokens` tokens; K runs through `stages` cp.async stages.
+TILED_TOKENS = (32, 64, 128)
+TILED_ROWS_PER_WARP = (16, 32)
+TILED_STAGES = (2, 3, 4)
+TILED_SMEM_LIMIT = rules.TILED_SMEM_LIMIT
+
+
+@dataclasses.dataclass(frozen=True)
+class TiledConfig(Kernel):
+    """One tiled kernel (gemv/tiled_*.cuh): any M, SM80 and newer."""
+
+    dtype: DType
+    mode: QuantMode
+    tokens: int
+    rows_per_warp: int
+    stages: int
+
+    family: ClassVar[str] = "tiled"
+    manifest_key: ClassVar[str] = "tiled"
+    section_default_all: ClassVar[bool] = False  # manifests name their tiled kernels (older ones get none)
+    axes_required: ClassVar[bool] = False
+    AXES: ClassVar[dict[str, list[str]]] = {
+        "dtype": DType.choices(),
+        "mode": QuantMode.choices(),
+        "tokens": _ints(TILED_TOKENS),
+        "rows_per_warp": _ints(TILED_ROWS_PER_WARP),
+        "stages": _ints(TILED_STAGES),
+    }
+    RULES: ClassVar[dict] = rules.TILED_RULES
+    NAME_RE: ClassVar[re.Pattern] = re.compile(
+        r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_tiled_t(?P<tokens>\d+)_r(?P<rows_per_warp>\d+)"
+        r"_s(?P<stages>\d+)")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_tiled_tTOKENS_rROWS_sSTAGES"
+    template: ClassVar[str] = "tiled_kernels.cu.j2"
+    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/tiled_launch.cuh"
+    archs: ClassVar[tuple[str, ...]] = ("80",)
+    # Per arch entry (estimate.py): from one build of default's 12 (H200 machine, 13 compiles at
+    # once, sm_80 SASS + compute_80 PTX: 8.9-10.1 s and 0.35 GB per 3-kernel file, ~215 KB of
+    # extension per kernel for both); not fitted to the 2-core machine (one kernel, both entries,
+    # compiled there in 3.0 s).
+    cost: ClassVar[BuildCost] = BuildCost(file_s=2.6, kernel_s=1.25, file_gb=0.3, kernel_gb=0.02, kernel_kb=108.0)
+    max_m: ClassVar[int] = 0  # any M: the grid tiles the tokens
+
+    @property
+    def name(self) -> str:
+        return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_tiled_t{self.tokens}"
+                f"_r{self.rows_per_warp}_s{self.stages}")
+
+    @property
+    def row_blocks_per_warp(self) -> int:
+        return self.rows_per_warp // 16
+
+    @property
+    def token_tiles(self) -> int:
+        return self.tokens // 8
+
+    @property
+    def k_step(self) -> int:
+        return SKINNY_CHUNK_K
+
+    @property
+    def smem_bytes(self) -> int:
+        """Shared memory of its stages (gemv/tiled_kernel.cuh StageLayout)."""
+        rows = 128 * self.row_blocks_per_warp
+        x = self.tokens * (SKINNY_CHUNK_K + 8) * 2
+        w = 8 * self.row_blocks_per_warp * 512
+        sz = 0 if self.mode == QuantMode.PER_COLUMN else rows * 2 * (2 if self.mode == QuantMode.GROUPWISE_ZERO else 1)
+        return self.stages * ((x + w + sz + 127) // 128 * 128)
+
+    def axis_values(self) -> dict[str, Any]:
+        return {"dtype": self.dtype.short, "mode": self.mode.short, "tokens": self.tokens,
+                "rows_per_warp": self.rows_per_warp, "stages": self.stages}
+
+    @classmethod
+    def from_axes(cls, v: dict[str, str]) -> "TiledConfig":
+        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["tokens"]), int(v["rows_per_warp"]),
+                  int(v["stages"]))
+        outside = cfg.outside_axes()
+        if outside:
+            raise ValueError(outside)
+        return cfg
+
+    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+        # The smallest token tile that covers m (fewer padded tokens), then more rows, more stages.
+        covers = [t for t in TILED_TOKENS if t >= m]
+        want = covers[0] if covers else TILED_TOKENS[-1]
+        return (self.tokens != want, -self.rows_per_warp, -self.stages)
+
+
 # Every family, in the order generated files and lists show them. Everything else (manifest
 # sections, sharding, templates, CMake's source lists, estimates, name parsing, ranking) reads
 # this list when it runs, so a family added here is known everywhere.
-FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig]
+FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig, TiledConfig]
 
 
 def family(name: str) -> type[Kernel]:
@@ -430,3 +526,4 @@ def parse_name(name: str) -> Kernel:
 AXES = KernelConfig.AXES
 GEMV_AXES = GemvConfig.AXES
 SKINNY_AXES = SkinnyConfig.AXES
+TILED_AXES = TiledConfig.AXES

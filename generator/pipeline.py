@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 from typing import Iterable
 
+from . import archs
 from .manifest import Manifest, expand_set, matches
 from .model import FAMILIES, Kernel, family, parse_name
 
@@ -39,6 +40,8 @@ class Plan:
     rejected: tuple[Rejected, ...]         # dropped by a validity rule
     filtered_out: tuple[Kernel, ...]  # valid but excluded by a filter
     shards: tuple[Shard, ...]
+    cuda_archs: str | None = None     # W4A16_CUDA_ARCHS of the build (None: listing, the default)
+    no_arch: tuple[Kernel, ...] = ()  # valid and selected, but of a family none of cuda_archs builds
 
     @property
     def names(self) -> list[str]:
@@ -108,18 +111,23 @@ def shard(configs: Iterable[Config], per_file: int) -> list[Shard]:
     return out
 
 
-def plan(manifest: Manifest, extra_include: Iterable[str] = ()) -> Plan:
-    """`extra_include` (e.g. from W4A16_KERNELS) narrows the manifest further."""
+def plan(manifest: Manifest, extra_include: Iterable[str] = (), cuda_archs: str | None = None) -> Plan:
+    """`extra_include` (e.g. from W4A16_KERNELS) narrows the manifest further; a family that
+    none of `cuda_archs` builds (archs.for_family) is left out (no_arch)."""
     valid, rejected = validate(enumerate_configs(manifest))
     kept, dropped = filter_configs(valid, manifest.include, manifest.exclude)
     extra = list(extra_include)
     if extra:
         kept, dropped2 = filter_configs(kept, extra, ())
         dropped += dropped2
+    no_arch = [c for c in kept if not archs.for_family(type(c), cuda_archs)]
+    kept = [c for c in kept if c not in no_arch]
     return Plan(
         manifest=manifest,
         kernels=tuple(kept),
         rejected=tuple(rejected),
         filtered_out=tuple(sorted(dropped, key=lambda c: c.name)),
         shards=tuple(shard(kept, manifest.kernels_per_file)),
+        cuda_archs=cuda_archs,
+        no_arch=tuple(no_arch),
     )

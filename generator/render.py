@@ -23,6 +23,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from . import archs
 from .estimate import gb_per_job
 from .model import FAMILIES
 from .paths import display_path, templates_dir
@@ -97,6 +98,7 @@ def sources_cmake(plan: Plan, manifest_label: str) -> str:
     for cls in FAMILIES:
         lines.append(f'set(W4A16_SOURCES_{cls.family} "{";".join(files["kernels"][cls.family])}")')
         lines.append(f'set(W4A16_INCLUDE_DIRS_{cls.family} "{";".join(cls.include_dirs)}")')
+        lines.append(f'set(W4A16_ARCHS_{cls.family} "{";".join(archs.for_family(cls, plan.cuda_archs))}")')
     lines.append(f'set(W4A16_SOURCES_other "{";".join(files["other"])}")')
     return "\n".join(lines) + "\n"
 
@@ -112,6 +114,9 @@ def plan_json(plan: Plan) -> dict:
         "mib_per_job": round(gb_per_job(plan) * 1024),  # CMakeLists.txt sizes its compile job pool by it
         "kernels": [k.to_dict() for k in plan.kernels],
         "files": generated_files(plan),
+        # The CUDA archs each built family compiles for (build_info() shows them).
+        "family_archs": {cls.family: archs.for_family(cls, plan.cuda_archs) for cls in FAMILIES
+                         if any(k.family == cls.family for k in plan.kernels)},
     }
 
 

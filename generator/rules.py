@@ -187,6 +187,20 @@ def skinny_wgmma_form(cfg) -> Optional[str]:
 SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows, "skinny_wgmma_form": skinny_wgmma_form}
 
 
+# The tiled family (model.TiledConfig).
+TILED_SMEM_LIMIT = 163 * 1024      # an A100's shared memory per CTA (Ada: 99 KB, checked at run time)
+
+
+def tiled_smem(cfg) -> Optional[str]:
+    if cfg.smem_bytes > TILED_SMEM_LIMIT:
+        return (f"{cfg.stages} stages of {cfg.tokens} tokens and {cfg.rows_per_warp} rows per warp need "
+                f"{cfg.smem_bytes // 1024} KB of shared memory; an A100 gives a CTA {TILED_SMEM_LIMIT // 1024} KB")
+    return None
+
+
+TILED_RULES: dict[str, Rule] = {"tiled_smem": tiled_smem}
+
+
 def violations(cfg) -> list[tuple[str, str]]:
     """All (rule name, reason) pairs a configuration of any family breaks: its family's
     RULES (model.py; these for CUTLASS, none for the GEMV, whose axes say all)."""

@@ -48,6 +48,7 @@ def build_info() -> dict:
         kernel_count=len(names),
         kernel_names=names,
         manifest_path=plan.get("manifest_path"),
+        family_archs=plan.get("family_archs", {}),
         # One id for this build's set of kernels, for tuning-cache keys.
         build_hash=hashlib.sha256(
             "\n".join([info["manifest_sha256"], info["cuda_archs"], *names]).encode()

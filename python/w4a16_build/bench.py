@@ -135,7 +135,7 @@ class OursBench:
         k, n, packs = self.k, self.n, self.packs
         x = torch.randn(m, k, device="cuda", dtype=self.dt)
         y = torch.empty(m, n, device="cuda", dtype=self.dt)
-        cands = applicable(tactics(self.dtype, self.mode), x, self.base, self.sms)
+        cands = applicable(tactics(self.dtype, self.mode, x.device), x, self.base, self.sms)
 
         def timed_or_none(t, **kw):
             try:

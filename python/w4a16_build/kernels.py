@@ -14,10 +14,11 @@ that was freed and handed to someone else after capture (issue 12, item 1).
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
-from ._ext import ext
+from ._ext import build_info, ext
 from .dtypes import name_of
 from .packing import PackedWeight, padded_rows
 from .schema import parse_name
@@ -47,14 +48,18 @@ def compiled() -> dict:
     return {name: parse_name(name) for name in ext().list_kernels()}
 
 
-def tactics(dtype, mode: str) -> list[str]:
+def tactics(dtype, mode: str, device=None) -> list[str]:
     """Names of the compiled tactics for an activation dtype ("fp16", torch.bfloat16, ...) and
-    quant mode."""
+    quant mode; with `device`, only those whose family serves it (runs_on)."""
     try:
         dtype = name_of(dtype)
     except ValueError:
         return []
-    return [n for n, c in compiled().items() if c.dtype.short == dtype and c.mode.short == mode]
+    names = [n for n, c in compiled().items() if c.dtype.short == dtype and c.mode.short == mode]
+    if device is not None:
+        cc = _device_facts(as_cuda_device(device))[0]
+        names = [n for n in names if runs_on(compiled()[n], cc)]
+    return names
 
 
 def fits(name: str, dtype: str, mode: str) -> bool:
@@ -78,6 +83,11 @@ def _device_facts(device: torch.device) -> tuple[int, int, str]:
     return _facts_of(device.index if device.index is not None else torch.cuda.current_device())
 
 
+def compute_capability(device: torch.device) -> int:
+    """major * 10 + minor of a CUDA device (e.g. 90, 86)."""
+    return _device_facts(device)[0]
+
+
 def as_cuda_device(device=None) -> torch.device:
     """A CUDA device with an index from None (the current one), an int, "cuda", "cuda:1" or a
     torch.device."""
@@ -90,12 +100,51 @@ def as_cuda_device(device=None) -> torch.device:
     return d if d.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
+FORCE_SM80_ENV = "W4A16_FORCE_SM80"
+
+
+def forced_sm80() -> bool:
+    """W4A16_FORCE_SM80=1: only the families built for SM80 (the `tiled` kernels) run, on any GPU:
+    how the Ampere/Ada path is tested on Hopper (through the compute_80 PTX; issue 18)."""
+    return os.environ.get(FORCE_SM80_ENV, "") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def family_archs(family: str) -> tuple[str, ...]:
+    """The W4A16_CUDA_ARCHS entries this build compiled a family for (e.g. ("80-real",))."""
+    return tuple(build_info().get("family_archs", {}).get(family, ()))
+
+
+def runs_on(cfg, cc: int) -> bool:
+    """Whether a kernel's family serves a GPU of compute capability cc (e.g. 86): the sm_90a
+    families on sm_90 only; the SM80 families (`archs` "80") on 8.x through their sm_80 SASS
+    ("80" or "80-real") and on newer GPUs through their compute_80 PTX ("80" or "80-virtual"),
+    where the build has it. With W4A16_FORCE_SM80=1 only the SM80 families."""
+    if "80" in cfg.archs:
+        entries = family_archs(cfg.family)
+        sass = any(e in ("80", "80-real") for e in entries) and 80 <= cc < 90
+        ptx = any(e in ("80", "80-virtual") for e in entries) and cc >= 80
+        return sass or ptx
+    return cc == 90 and not forced_sm80()
+
+
 def check_device(device: torch.device) -> int:
-    """The device's SM count; UnsupportedDeviceError unless it is an sm_90 GPU."""
+    """The device's SM count; UnsupportedDeviceError unless this build has kernels for it: sm_90
+    (Hopper) for the sm_90a families, sm_80 and newer for the SM80 ones (W4A16_CUDA_ARCHS)."""
     cc, sms, name = _device_facts(device)
-    if cc != 90:
+    if cc < 80:
         raise UnsupportedDeviceError(
-            f"{name} is sm_{cc}; w4a16_build's kernels are built for Hopper (sm_90a: H100/H200)")
+            f"{name} is sm_{cc}; w4a16_build's kernels need sm_80 or newer (Ampere, Ada, Hopper)")
+    if not any(runs_on(c, cc) for c in compiled().values()):
+        archs = ext().build_info()["cuda_archs"]
+        if forced_sm80():
+            raise UnsupportedDeviceError(
+                f"{FORCE_SM80_ENV}=1 but this build has no SM80 kernels (W4A16_CUDA_ARCHS={archs}, manifest "
+                f"{ext().build_info()['manifest']}): build with an 80 entry, e.g. W4A16_CUDA_ARCHS='80-real;80-virtual;90a-real'")
+        raise UnsupportedDeviceError(
+            f"{name} is sm_{cc}; this build has no kernels for it (W4A16_CUDA_ARCHS={archs}): "
+            + ("Hopper needs 90a-real" if cc == 90 else
+               "Ampere and Ada need an 80 entry (80-real), newer GPUs the compute_80 PTX (80-virtual)"))
     return sms
 
 

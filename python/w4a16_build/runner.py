@@ -17,8 +17,8 @@ import torch
 
 from . import selection
 from ._ext import build_info
-from .kernels import (ALIGN, LAUNCH_FAILED, W4A16Error, can_implement, check_device, compiled, launch, pieces,
-                      problem, status_string, tactics)
+from .kernels import (ALIGN, FORCE_SM80_ENV, LAUNCH_FAILED, W4A16Error, can_implement, check_device, compiled,
+                      compute_capability, forced_sm80, launch, pieces, problem, runs_on, status_string, tactics)
 from .packing import PackedWeight
 from .tuning import select_tactic
 
@@ -113,6 +113,11 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
         return out if out is not None else x.new_empty(lead + (n,))
     _tensor_check("x", x, device)
     sms = check_device(device)
+    if tactic is not None and not runs_on(compiled()[tactic], compute_capability(device)):
+        cfg = compiled()[tactic]
+        raise ValueError(f"tactic {tactic} ({cfg.family}, built for {'/'.join('sm_' + a for a in cfg.archs)}) "
+                         f"does not run on {torch.cuda.get_device_name(device)}"
+                         + (f" with {FORCE_SM80_ENV}=1" if forced_sm80() else ""))
     parts = pieces(m, n, k)
     if torch.cuda.current_device() != device.index:
         # Kernels launch on, and CUTLASS queries, the current device: make it x's.

@@ -23,7 +23,7 @@ from importlib import resources
 import torch
 
 from ._ext import build_info
-from .kernels import check_device, compiled, device_key, fits, tactics
+from .kernels import check_device, compute_capability, compiled, device_key, fits, forced_sm80, runs_on, tactics
 from .tune_cache import TuneCache, make_key
 
 log = logging.getLogger("w4a16_build")
@@ -160,7 +160,7 @@ MEMO_LIMIT = 1 << 16              # choices kept; past it the memo starts over (
 
 
 def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
-    return (device.index, dtype, mode, group, n, k, m)
+    return (device.index, forced_sm80(), dtype, mode, group, n, k, m)
 
 
 def clear_memo() -> None:
@@ -216,7 +216,14 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
     order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
-    return order
+    cc = compute_capability(device)
+    return [t for t in order if serves(t, cc)]
+
+
+def serves(tactic: str, cc: int) -> bool:
+    """Whether a compiled tactic's family serves a device of compute capability cc (runs_on)."""
+    cfg = compiled().get(tactic)
+    return cfg is not None and runs_on(cfg, cc)
 
 
 def heuristic_order(dtype, mode, group, n, k, m, sms: int) -> list[str]:

@@ -127,7 +127,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
         # gemm() runs this layer in pieces of N (2^31 index limit) and selects per piece shape.
         log.info("w4a16_build.tune: N=%d runs in pieces of %d rows; tuning that piece", n, piece[3])
         n = piece[3]
-    names = tactics(dtype, mode)
+    names = tactics(dtype, mode, device)
     if not names:
         raise W4A16Error(f"this build has no {dtype} {mode} tactic to tune")
 

@@ -17,8 +17,8 @@ def test_list_default(repo_root):
     r = run(repo_root, "--list", "--manifest", "default")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "125 kernels (manifest default)"
-    assert len(lines) == 126 and all("_int4_" in x for x in lines[:-1])
+    assert lines[-1] == "137 kernels (manifest default)"
+    assert len(lines) == 138 and all("_int4_" in x for x in lines[:-1])
 
 
 def test_list_is_fast(repo_root):
@@ -32,7 +32,7 @@ def test_list_json_full(repo_root):
     r = run(repo_root, "--list", "--manifest", "full", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2496 + 72 + 432  # CUTLASS + GEMV + skinny
+    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2496 + 72 + 432 + 108  # CUTLASS + GEMV + skinny + tiled
     assert len(doc["manifest_sha256"]) == 64
     k = next(k for k in doc["kernels"] if k["family"] == "cutlass")
     assert set(k) >= {"name", "family", "max_m", "dtype", "mode", "tile_rows", "tile_tokens", "tile_k",
@@ -46,21 +46,21 @@ def test_kernels_filter_and_env(repo_root):
     assert r.returncode == 0
     names = r.stdout.strip().splitlines()[:-1]
     assert names and all(n.startswith("fp16_") and "_coop_" in n for n in names)
-    env = dict(os.environ, W4A16_KERNELS="fp16_*_t*", W4A16_MANIFEST="minimal")
+    env = dict(os.environ, W4A16_KERNELS="fp16_*_t*x*", W4A16_MANIFEST="minimal")
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
     assert lines == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
                      "fp16_int4_per_column_t64x16x128_c1x1_pingpong_persistent",
-                     "2 kernels (manifest minimal, 38 filtered out)"]
+                     "2 kernels (manifest minimal, 39 filtered out)"]
     env["W4A16_KERNELS"] = "bf16_int4_per_column_t*"
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
-    assert lines == ["0 kernels (manifest minimal, 40 filtered out)"]
+    assert lines == ["0 kernels (manifest minimal, 41 filtered out)"]
 
 
 def test_out_writes_sources(repo_root, tmp_path):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     sources = (tmp_path / "sources.txt").read_text().split()
-    assert len(sources) == 4 + 12 + 24 + 1  # CUTLASS, GEMV, skinny kernels (one per file), registry
+    assert len(sources) == 4 + 12 + 24 + 1 + 1  # CUTLASS, GEMV, skinny, tiled kernels (one per file), registry
     assert all((tmp_path / s).is_file() for s in sources)
     r2 = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert "0 written" in r2.stdout
@@ -112,7 +112,7 @@ def test_estimate(repo_root):
     r = run(repo_root, "--estimate", "--manifest", "default", "--json")
     assert r.returncode == 0, r.stderr
     e = _json.loads(r.stdout)
-    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 36}
+    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 36, "tiled": 12}
     assert e["files"] < 101 and e["gb_per_job"] > 4.5  # four kernels per file: fewer, larger compiles
     assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
     r = run(repo_root, "--estimate", "--manifest", "minimal")
@@ -206,26 +206,39 @@ def test_derive_adds_a_k64_tile_for_group_64(tmp_path):
 # ------------------------------------------------ a new user's traps (issue 13), refused in one line
 
 
-@pytest.mark.parametrize("archs", ["90", "80", "90a-real;80", "", "89", "90-real"])
-def test_archs_without_sm90a_are_refused(repo_root, tmp_path, archs):
+@pytest.mark.parametrize("archs", ["90", "", "89", "90-real", "86-real", "90a-real;75"])
+def test_archs_no_family_takes_are_refused(repo_root, tmp_path, archs):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--cuda-archs", archs)
     assert r.returncode == 2
-    assert "sm_90a" in r.stderr and "Traceback" not in r.stderr
+    assert "90a" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "g").exists()          # nothing generated, so nothing built
 
 
-@pytest.mark.parametrize("archs", ["90a-real", "90a", "90a-virtual", "90a-real;90a-virtual"])
-def test_sm90a_archs_are_accepted(repo_root, tmp_path, archs):
+@pytest.mark.parametrize("archs", ["90a-real", "90a", "90a-virtual", "90a-real;90a-virtual", "80-real;90a-real",
+                                   "80;90a-real", "80-real;80-virtual;90a-real"])
+def test_sm90a_and_sm80_archs_are_accepted(repo_root, tmp_path, archs):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path), "--cuda-archs", archs, "--quiet")
     assert r.returncode == 0, r.stderr
+    cmake = (tmp_path / "sources.cmake").read_text()
+    sm80 = ";".join(a for a in archs.split(";") if a.startswith("80"))
+    sm90 = ";".join(a for a in archs.split(";") if a.startswith("90a"))
+    assert f'set(W4A16_ARCHS_tiled "{sm80}")' in cmake and f'set(W4A16_ARCHS_cutlass "{sm90}")' in cmake
+    # a family no entry builds is left out of the plan: no file, no registry entry
+    assert bool(sm80) == any(p.name.startswith("fp16_int4_groupwise_tiled") for p in (tmp_path / "kernels").iterdir())
+
+
+def test_archs_that_build_no_selected_family_are_refused(repo_root, tmp_path):
+    r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--cuda-archs", "80-real",
+            "--kernels", "*_t128x16x64_*")
+    assert r.returncode == 2 and "builds none of the 1 selected kernels" in r.stderr and "need 90a" in r.stderr
 
 
 def test_empty_kernel_selection_is_refused(repo_root, tmp_path):
     import os
 
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--kernels", "nomatch*")
-    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 40 kernels" in r.stderr, r.stderr
+    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 41 kernels" in r.stderr, r.stderr
     assert not (tmp_path / "g").exists()
     env = dict(os.environ, W4A16_KERNELS="nomatch*")
     r = run(repo_root, "--list", "--manifest", "minimal", env=env)

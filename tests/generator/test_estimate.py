@@ -44,3 +44,28 @@ def test_predicted_peak_memory_is_an_upper_bound(measured):
     rows, _ = measured
     for sh, s in rows:
         assert shard_cost(sh)[1] * 1024 >= s["peak_mb"], (sh.filename, shard_cost(sh), s["peak_mb"])
+
+
+def test_a_family_pays_once_per_arch_entry_it_compiles_for():
+    """Issue 18 item 3: --estimate accounts for the archs. The tiled kernels compile once per 80
+    entry (SASS, PTX); with 90a only they are not built at all."""
+    from generator.estimate import estimate
+    from generator.manifest import load
+    from generator.paths import resolve_manifest
+    from generator.pipeline import plan
+
+    def builtin(name):
+        return load(resolve_manifest(name))
+
+    def tiled_cost(archs):
+        p = plan(builtin("default"), cuda_archs=archs)
+        return sum(shard_cost(sh, archs)[0] for sh in p.shards if sh.kernels[0].family == "tiled"), p
+
+    one, _ = tiled_cost("80-real;90a-real")
+    two, _ = tiled_cost("80-real;80-virtual;90a-real")
+    none, p = tiled_cost("90a-real")
+    assert none == 0 and not any(k.family == "tiled" for k in p.kernels) and p.no_arch
+    assert two > one > 0
+    e1 = estimate(plan(builtin("default"), cuda_archs="80-real;90a-real"), cores=2, mem_gb=24)
+    e2 = estimate(plan(builtin("default"), cuda_archs="80-real;80-virtual;90a-real"), cores=2, mem_gb=24)
+    assert e2["extension_mb"] > e1["extension_mb"] and e2["cpu_seconds"] > e1["cpu_seconds"]

@@ -77,10 +77,11 @@ def test_gemv_names_round_trip():
 
 def test_dicts_hold_the_common_keys_and_each_familys_axes():
     """Issue 14: one to_dict for every family: name, family, max_m and the family's own axes."""
-    for name in ("fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk", "fp16_int4_groupwise_gemv_m8_r16_s8"):
+    for name in ("fp16_int4_groupwise_t128x32x64_c2x1_coop_streamk", "fp16_int4_groupwise_gemv_m8_r16_s8",
+                 "bf16_int4_groupwise_zero_tiled_t128_r32_s3"):
         cfg = parse_name(name)
         d = cfg.to_dict()
-        assert set(d) == {"name", "family", "max_m", *type(cfg).AXES}
+        assert set(d) == {"name", "family", "max_m", "archs", *type(cfg).AXES}
         assert d["name"] == name and family(d["family"]) is type(cfg)
         assert all(str(d[axis]) in values for axis, values in type(cfg).AXES.items())
 
@@ -92,7 +93,10 @@ def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
         parse_name("fp16_int4_groupwise_gemv_t128x32x64_c2x1_coop_streamk")
     with pytest.raises(ValueError, match="any family"):
         parse_name("fp16_int4_groupwise_gemv_m8_r16_s8_coop")
-    assert {c.family for c in FAMILIES} == {"cutlass", "gemv", "skinny"}
+    assert {c.family for c in FAMILIES} == {"cutlass", "gemv", "skinny", "tiled"}
+    assert parse_name("fp16_int4_groupwise_tiled_t64_r16_s4").family == "tiled"
+    with pytest.raises(ValueError):                            # 48 is not a token tile it has
+        parse_name("fp16_int4_groupwise_tiled_t48_r16_s4")
     with pytest.raises(ValueError, match="any family"):
         parse_name("fp16_int4_groupwise_skinny_m8_r16_s4_coop")
     assert parse_name("bf16_int4_groupwise_zero_skinny_m64_r32_s8").family == "skinny"

@@ -82,8 +82,8 @@ def test_can_implement_and_workspace(kernel):
         assert can(k["max_m"] + 1, 4096, 4096, group_for(k, 4096)) == 1  # past its M: refused
     assert can(3, 4104, 128, group_for(k, 128)) == 0
     ws = _C.workspace_size(kernel, problem(16, 4096, 4096, group_for(k, 4096)))
-    if k["family"] in ("gemv", "skinny"):
-        assert ws == 0            # split K is summed in the cluster, no workspace
+    if k["family"] in ("gemv", "skinny", "tiled"):
+        assert ws == 0            # split K summed in the cluster or the CTA (tiled: no split), no workspace
     elif k.get("scheduler") == "streamk":
         # Fewer output tiles than SMs: stream-K splits K and needs room for partial tiles.
         assert ws > 0

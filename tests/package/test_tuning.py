@@ -396,7 +396,7 @@ def fake_card(monkeypatch, times):
     monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
     monkeypatch.setattr(tuning, "as_cuda_device", lambda d: torch.device("cpu"))
     monkeypatch.setattr(tuning, "check_device", lambda d: 132)
-    monkeypatch.setattr(tuning, "tactics", lambda dtype, mode: sorted(next(iter(times.values()))))
+    monkeypatch.setattr(tuning, "tactics", lambda dtype, mode, device=None: sorted(next(iter(times.values()))))
     monkeypatch.setattr(tuning, "random_packed", lambda *a, **kw: None)
     monkeypatch.setattr(tuning, "weight_copies", lambda p: [p, p])
     monkeypatch.setattr(tuning, "problem", lambda x, p, out, sms: types.SimpleNamespace(m=x.shape[0]))
@@ -517,6 +517,8 @@ def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
     monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {4096: ("", 1.0)})
     monkeypatch.setattr(selection, "heuristic_order", lambda *a: ["x", "y"])
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "serves", lambda t, cc: True)
     warned = []
     monkeypatch.setattr(selection.log, "warning", lambda *a: warned.append(a))
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 3000, _torch.device("cpu")) == ["x", "y"]
@@ -535,6 +537,8 @@ def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(mon
     dev = _torch.device("cpu")
     monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {})
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "serves", lambda t, cc: True)
     monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms: ["a", "b"] if m == 200 else ["b", "a"])
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 200, dev, lambda t: True) == "a"
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 256, dev, lambda t: True) == "b"

@@ -1,0 +1,102 @@
+// Host side of the tiled kernel (gemv/tiled_kernel.cuh): grid (row groups,
+// token tiles), S stages of shared memory, checked against the device's limit
+// (an Ada GPU has 99 KB per CTA, an A100 163 KB, Hopper 227 KB).
+#pragma once
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+
+#include "gemv/skinny_launch.cuh"
+#include "gemv/tiled_kernel.cuh"
+#include "w4a16/gemm_args.h"
+
+namespace w4a16::tiled {
+
+template <class T, QuantMode kMode, int NT, int RB, int S>
+struct Tiled {
+  static_assert(S >= 2, "at least two pipeline stages");
+  static constexpr bool kScales = kMode != QuantMode::kPerColumn;
+  static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
+  using L = StageLayout<NT, RB, kScales, kZeros>;
+  static constexpr int kSmemBytes = S * L::kBytes;
+  static constexpr int kMaxTokenTiles = 65535;  // grid.y
+
+  // The device's shared memory per CTA (opt-in) and compute capability, once per device.
+  struct DeviceInfo {
+    int smem_optin = 0, major = 0;
+    cudaError_t error = cudaSuccess;
+  };
+  static DeviceInfo device_info(int dev) {
+    static std::mutex mu;
+    static std::unordered_map<int, DeviceInfo> known;
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = known.find(dev);
+    if (it != known.end()) return it->second;
+    DeviceInfo info;
+    info.error = cudaDeviceGetAttribute(&info.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (info.error == cudaSuccess) info.error = cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (info.error == cudaSuccess) known[dev] = info;
+    return info;
+  }
+
+  static bool shape_ok(const GemmArgs& a) {
+    if (a.m <= 0 || a.n <= 0 || a.k <= 0) return false;
+    if ((a.m + 8 * NT - 1) / (8 * NT) > kMaxTokenTiles) return false;
+    if (a.n % 8 || a.k % kChunkK) return false;
+    if (!within_index_limits(a)) return false;
+    if (!a.x || !a.w || !a.scales || !a.out) return false;
+    if (kZeros && !a.zeros) return false;
+    if (kScales && (a.group_size <= 0 || a.k % a.group_size || a.group_size % kChunkK)) return false;
+    auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) % 16) != 0; };
+    if (misaligned(a.x) || misaligned(a.w) || misaligned(a.out)) return false;
+    if (kScales && misaligned(a.scales)) return false;
+    if (kZeros && misaligned(a.zeros)) return false;
+    return true;
+  }
+
+  // Fits the current device: an SM80-class GPU or newer with room for the stages.
+  static bool device_ok() {
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    const DeviceInfo info = device_info(dev);
+    return info.error == cudaSuccess && info.major >= 8 && kSmemBytes <= info.smem_optin;
+  }
+
+  static Status can_implement(const GemmArgs& a) {
+    return shape_ok(a) && device_ok() ? Status::kSuccess : Status::kCannotImplement;
+  }
+
+  static size_t workspace_size(const GemmArgs&) { return 0; }
+
+  static Status run(const GemmArgs& a) {
+    auto kernel = tiled_kernel<T, kMode, NT, RB, S>;
+    if (!shape_ok(a) || !device_ok()) return Status::kCannotImplement;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return launch_failed(cudaSuccess);
+    {
+      // Function attributes belong to a device: set them once on each device this kernel runs on.
+      static std::mutex mu;
+      static std::unordered_map<int, bool> configured;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!configured.count(dev)) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+        if (e != cudaSuccess) return launch_failed(e);
+        configured[dev] = true;
+      }
+    }
+    Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
+             a.m, a.n, a.k, kScales ? a.group_size : a.k, a.out_pitch(), a.scale_pitch()};
+    const dim3 grid((a.n + L::kRows - 1) / L::kRows, (a.m + L::kTokens - 1) / L::kTokens, 1);
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads, 1, 1);
+    cfg.dynamicSmemBytes = kSmemBytes;
+    cfg.stream = a.stream;
+    const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
+    if (err != cudaSuccess) return launch_failed(err);
+    return Status::kSuccess;
+  }
+};
+
+}  // namespace w4a16::tiled
