@@ -27,6 +27,15 @@ def seed_of(*parts) -> int:
     return zlib.crc32(repr(parts).encode())
 
 
+def quantized_weight(n, k, mode, group, dtype, device="cuda"):
+    """A random weight through quantize() and pack(): (PackedWeight, its dequantized fp32 [n, k])."""
+    w = torch.randn(n, k, device=device) * 0.05
+    q, s, z = w4a16_build.quantize(w, group, mode)
+    ref = w4a16_build.dequantize(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode)
+    p = w4a16_build.pack(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode, dtype=dtype)
+    return p, ref
+
+
 @dataclasses.dataclass
 class Weight:
     q: torch.Tensor                 # int8 [N, K] codes as given to pack()

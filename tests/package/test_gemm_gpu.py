@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 import w4a16_build  # noqa: E402
+from _weights import quantized_weight as make_weight  # noqa: E402
 from _weights import seed_of  # noqa: E402
 
 from generator.model import parse_name  # noqa: E402
@@ -39,14 +40,6 @@ def groups_for(mode):
 
 CASES = [(k["name"], g, shape)
          for k in KERNELS for g in groups_for(k["mode"]) for shape in SHAPES]
-
-
-def make_weight(n, k, mode, group, dtype, device="cuda"):
-    w = torch.randn(n, k, device=device) * 0.05
-    q, s, z = w4a16_build.quantize(w, group, mode)
-    ref = w4a16_build.dequantize(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode)
-    p = w4a16_build.pack(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode, dtype=dtype)
-    return p, ref
 
 
 def rel_err(out, ref):

@@ -10,9 +10,10 @@ import w4a16_build  # noqa: E402
 from w4a16_build import kernels, selection  # noqa: E402
 from w4a16_build.runner import selected_tactic  # noqa: E402
 
+from _weights import DT, TOL  # noqa: E402
+from _weights import quantized_weight as _weight  # noqa: E402
+
 pytestmark = pytest.mark.gpu
-DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
-TOL = {"fp16": 2e-3, "bf16": 1e-2}
 
 
 def _tiled():
@@ -31,14 +32,6 @@ def forced(monkeypatch):
     selection.clear_memo()
     yield
     selection.clear_memo()
-
-
-def _weight(n, k, mode, group, dtype):
-    w = torch.randn(n, k, device="cuda") * 0.05
-    q, s, z = w4a16_build.quantize(w, group, mode)
-    ref = w4a16_build.dequantize(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode)
-    p = w4a16_build.pack(q, s.to(dtype), None if z is None else z.to(dtype), mode=mode, dtype=dtype)
-    return p, ref
 
 
 def _err(out, ref):
