@@ -20,7 +20,9 @@ struct Tiled {
   static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
   using L = StageLayout<NT, RB, kScales, kZeros>;
   static constexpr int kSmemBytes = S * L::kBytes;
-  static constexpr int kMaxTokenTiles = 65535;  // grid.y
+  // grid.y: M above 65535 token tiles is refused (with no other family on an SM80 GPU, gemm()
+  // then fails); reachable only with K < 512, since kernels.pieces() keeps m * k below 2^31.
+  static constexpr int kMaxTokenTiles = 65535;
 
   // The device's shared memory per CTA (opt-in) and compute capability, once per device.
   struct DeviceInfo {
@@ -55,23 +57,28 @@ struct Tiled {
     return true;
   }
 
-  // Fits the current device: an SM80-class GPU or newer with room for the stages.
-  static bool device_ok() {
+  // Fits the current device: an SM80-class GPU or newer with room for the stages. Without a
+  // device (a machine with no GPU: no call can launch there) only the shape decides, as for the
+  // other families; run() refuses then.
+  static bool device_ok(bool no_device_ok) {
     int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+      cudaGetLastError();  // not left behind for an unrelated call to report
+      return no_device_ok;
+    }
     const DeviceInfo info = device_info(dev);
     return info.error == cudaSuccess && info.major >= 8 && kSmemBytes <= info.smem_optin;
   }
 
   static Status can_implement(const GemmArgs& a) {
-    return shape_ok(a) && device_ok() ? Status::kSuccess : Status::kCannotImplement;
+    return shape_ok(a) && device_ok(true) ? Status::kSuccess : Status::kCannotImplement;
   }
 
   static size_t workspace_size(const GemmArgs&) { return 0; }
 
   static Status run(const GemmArgs& a) {
     auto kernel = tiled_kernel<T, kMode, NT, RB, S>;
-    if (!shape_ok(a) || !device_ok()) return Status::kCannotImplement;
+    if (!shape_ok(a) || !device_ok(false)) return Status::kCannotImplement;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return launch_failed(cudaSuccess);
     {

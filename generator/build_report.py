@@ -53,12 +53,14 @@ def main() -> int:
             except ValueError:
                 continue
             if rec.get("object"):
-                latest[rec["object"]] = rec
+                # By source file: the same source compiled into another target's directory (the
+                # per-family object libraries of 2026-11-28) is the same file, its last compile counts.
+                latest[_source_of(rec["object"])] = rec
     plan = json.load(open(a.plan))
     # Only the files of this build: a build directory reused after a manifest change still has
     # log lines of files that are no longer compiled.
     current = _current_sources(plan)
-    latest = {o: r for o, r in latest.items() if _source_of(o) in current}
+    latest = {s: r for s, r in latest.items() if s in current}
     files = sorted(latest.values(), key=lambda r: r["object"])
     kernel_sources = _kernel_sources(plan)
     kernels = [r for r in files if _source_of(r["object"]) in kernel_sources]

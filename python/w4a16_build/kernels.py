@@ -139,8 +139,9 @@ def check_device(device: torch.device) -> int:
         archs = ext().build_info()["cuda_archs"]
         if forced_sm80():
             raise UnsupportedDeviceError(
-                f"{FORCE_SM80_ENV}=1 but this build has no SM80 kernels (W4A16_CUDA_ARCHS={archs}, manifest "
-                f"{ext().build_info()['manifest']}): build with an 80 entry, e.g. W4A16_CUDA_ARCHS='80-real;80-virtual;90a-real'")
+                f"{FORCE_SM80_ENV}=1 on {name} (sm_{cc}) needs the SM80 kernels as compute_80 PTX; this build has "
+                f"W4A16_CUDA_ARCHS={archs} (manifest {ext().build_info()['manifest']}): build with "
+                "W4A16_CUDA_ARCHS='80-real;80-virtual;90a-real'")
         raise UnsupportedDeviceError(
             f"{name} is sm_{cc}; this build has no kernels for it (W4A16_CUDA_ARCHS={archs}): "
             + ("Hopper needs 90a-real" if cc == 90 else

@@ -23,7 +23,7 @@ from importlib import resources
 import torch
 
 from ._ext import build_info
-from .kernels import check_device, compute_capability, compiled, device_key, fits, forced_sm80, runs_on, tactics
+from .kernels import FORCE_SM80_ENV, check_device, compute_capability, compiled, device_key, fits, forced_sm80, runs_on, tactics
 from .tune_cache import TuneCache, make_key
 
 log = logging.getLogger("w4a16_build")
@@ -131,7 +131,11 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
 
 
 def cache_key(device, build_hash, dtype, mode, group, n, k) -> str:
+    """The tuning-cache key; with W4A16_FORCE_SM80=1 a key of its own, so that choices tuned on the
+    SM80 path and on the GPU's own kernels never stand in for each other."""
     gpu, sms = device_key(device)
+    if forced_sm80():
+        gpu = f"{gpu} [{FORCE_SM80_ENV}]"
     return make_key(gpu, sms, build_hash, dtype, mode, group, n, k)
 
 
@@ -146,7 +150,7 @@ _tuned_memo: dict[tuple, dict] = {}
 def tuned_choices_memoized(dtype, mode, group, n, k, device) -> dict:
     """tuned_choices of the default cache, read once per shape and process (the memo is per M, so
     the file would otherwise be read at every new M); forget_shape and clear_memo drop it."""
-    key = (device.index, dtype, mode, group, n, k)
+    key = (device.index, dtype, mode, group, n, k, forced_sm80())
     if key not in _tuned_memo:
         _tuned_memo[key] = tuned_choices(dtype, mode, group, n, k, device)
     return _tuned_memo[key]
@@ -160,7 +164,7 @@ MEMO_LIMIT = 1 << 16              # choices kept; past it the memo starts over (
 
 
 def _memo_key(dtype, mode, group, n, k, m, device) -> tuple:
-    return (device.index, forced_sm80(), dtype, mode, group, n, k, m)
+    return (device.index, dtype, mode, group, n, k, m, forced_sm80())
 
 
 def clear_memo() -> None:

@@ -24,7 +24,7 @@ from .quant import quantize
 SETTLE_S = 0.3
 # Busy time the interleaved timers run, alternating, before any round is kept (time_interleaved).
 # On an H200 at M >= 1500 the two orders of a pair differed by up to 7% after one warm-up round,
-# 2-3% after 1 s, <= 0.4% after 3 s (benchmarks/NOTES.md, "Timing order", eighth session).
+# 2-3% after 1 s, <= 0.5% after 3 s (one trial per order; benchmarks/NOTES.md, "Timing order", eighth session).
 WARM_S = 3.0
 WARM_PASSES_MAX = 200     # ... or this many passes over the timers, whichever comes first
 
@@ -145,7 +145,7 @@ def time_interleaved(timed: list, replays: int = 20, repeats: int = 3, warm_s: f
     averaged per timer. Measured on an H200 (benchmarks/NOTES.md, "Timing order"): the same two
     tactics timed in both orders of the list differed by 5-15% at M >= 1500 with a fixed order and
     the best round kept; by up to 7% with one warm-up round and whole rotations (a, b / b, a) or
-    the balanced order; by 2-3% after 1 s of warm-up and by at most 0.4% after 3 s. The card's
+    the balanced order; by 2-3% after 1 s of warm-up and by at most 0.5% after 3 s. The card's
     clock settles over seconds after an idle pause; rounds kept before it has settled favour
     whichever timer holds the luckier places. In the balanced order each timer follows each timer
     (itself included) equally often and sits at the same mean place, so what remains of a drift

@@ -98,7 +98,7 @@ def heuristic_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int, 
 
 
 def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwise", group_size: int = 128,
-         m_values: list[int] | None = None, *, device=None, time_budget_s: float = 120.0,
+         m_values: list[int] | None = None, *, device=None, time_budget_s: float = 300.0,
          progress: bool = True, cache: TuneCache | None = None,
          details: dict | None = None) -> dict[int, tuple[str, float]]:
     """Time every applicable compiled tactic for each M bucket; store the winners.
@@ -108,7 +108,9 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
     docstring). A tactic that cannot implement a problem or fails is skipped with a logged
     reason. Each tactic is timed as CUDA graph replays (no host overhead in the number) over
     enough weight copies to touch 4x the L2 per pass, so weights are not served from L2.
-    Buckets left when the time budget runs out are skipped (logged). `details`, if given, gets
+    Buckets left when the time budget runs out are skipped (logged): every comparison in
+    interleaved rounds starts with about 3 s of warm-up (timing.WARM_S; the confirmation and each
+    check point of a bucket), so all 25 buckets of a shape need a few minutes. `details`, if given, gets
     {bucket: decide_bucket's record, times in microseconds, with "checks": {m: {"tuned",
     "heuristic", "heuristic_tactic"}} where a tuned choice was checked at other M of its bucket}.
     The cache stores the tuned choices; a bucket where the heuristic's choice was kept is stored

@@ -66,3 +66,22 @@ def test_build_tools_are_told_what_was_generated(repo_root):
         text = (repo_root / rel).read_text()
         for pattern in ("_gemv_", "gemv_shard", "generated/kernels", '"generated", "kernels"', "sources.txt"):
             assert pattern not in text, f"{rel} still matches {pattern!r}"
+
+
+def test_build_report_counts_a_file_once_when_its_target_moved(repo_root, tmp_path):
+    """Review (2026-11-28): kernel files moved from _C's objects to per-family object libraries;
+    in a reused build directory the log holds the same source under both object paths, and the
+    report listed it twice."""
+    log = make_build_dir(tmp_path, ["kernels/a__shard.cu"])
+    recs = [{"object": "CMakeFiles/_C.dir/generated/kernels/a__shard.cu.o", "seconds": 90.0, "peak_mb": 5000.0,
+             "bytes": 1},
+            {"object": "CMakeFiles/w4a16_cutlass.dir/generated/kernels/a__shard.cu.o", "seconds": 60.0,
+             "peak_mb": 4000.0, "bytes": 2}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, str(repo_root / "generator" / "build_report.py"), "--log", str(log),
+                        "--plan", str(tmp_path / "generated" / "manifest.json"), "--so", str(tmp_path / "none.so"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert [(s["object"], s["seconds"]) for s in rep["shards"]] == [("a__shard.cu.o", 60.0)]

@@ -85,3 +85,45 @@ def test_the_switch_without_sm80_kernels_says_so(device, build, monkeypatch):
         kernels.check_device(None)
     build.set(["80-virtual"])
     assert kernels.check_device(None) == 100
+
+
+def test_the_tiled_kernel_with_fewest_padded_tokens_ranks_first():
+    """Review (2026-11-28): decode on Ampere took t128 r32 (1.5-1.7x slower at M <= 16 on the H200
+    through the PTX) because the rank wanted a 32-token tile default does not have."""
+    small, large = parse_name("fp16_int4_groupwise_tiled_t64_r16_s4"), parse_name("fp16_int4_groupwise_tiled_t128_r32_s3")
+
+    def first(m):
+        return min((small, large), key=lambda c: c.rank_key(m, 4096, 108, {})).name
+
+    assert [first(m) for m in (1, 16, 32, 64)] == [small.name] * 4
+    assert [first(m) for m in (100, 128, 1000, 4096)] == [large.name] * 4
+
+
+def test_sm80_path_choices_have_their_own_tuning_cache_key(monkeypatch):
+    """Review: a tune() run with the switch set must not store SM80-path choices under the key the
+    GPU's own kernels are looked up with (nor the other way round)."""
+    from w4a16_build import selection
+
+    monkeypatch.setattr(selection, "device_key", lambda d: ("NVIDIA H200", 132))
+    monkeypatch.delenv(kernels.FORCE_SM80_ENV, raising=False)
+    plain = selection.cache_key(None, "b", "fp16", "groupwise", 128, 4096, 4096)
+    monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
+    forced = selection.cache_key(None, "b", "fp16", "groupwise", 128, 4096, 4096)
+    assert plain != forced and "W4A16_FORCE_SM80" in forced
+
+
+def test_the_selection_offers_only_the_families_that_serve_the_gpu(monkeypatch, build):
+    from w4a16_build import selection
+
+    build.set(["80-real"])
+    monkeypatch.setattr(selection, "compiled", lambda: {c.name: c for c in (CUTLASS, SKINNY, TILED)})
+    monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
+    monkeypatch.setattr(selection, "check_device", lambda d: 100)
+    monkeypatch.setattr(selection, "heuristic_order", lambda *a: [CUTLASS.name, SKINNY.name, TILED.name])
+    for cc, want in ((90, [CUTLASS.name, SKINNY.name]), (86, [TILED.name])):
+        monkeypatch.setattr(selection, "compute_capability", lambda d, cc=cc: cc)
+        assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == want
+    build.set(["80-real", "80-virtual"])
+    monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [TILED.name]

@@ -546,3 +546,18 @@ def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(mon
     selection.remember_refused("fp16", "groupwise", 128, 256, 256, dev, "a")
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 210, dev, lambda t: True) == "b"
     selection.clear_memo()
+
+
+def test_forget_shape_drops_its_memoized_choices():
+    """Review (2026-11-28): with the W4A16_FORCE_SM80 flag put first in the memo key, forget_shape
+    (called after tune()) matched nothing, and gemm() kept the choice from before tuning."""
+    import torch as _torch
+    from w4a16_build import selection
+
+    selection.clear_memo()
+    dev = _torch.device("cpu")
+    selection.remember_choice("fp16", "groupwise", 128, 256, 512, 200, dev, "a")
+    assert selection.memoized("fp16", "groupwise", 128, 256, 512, 200, dev) == "a"
+    selection.forget_shape("fp16", "groupwise", 128, 256, 512)
+    assert selection.memoized("fp16", "groupwise", 128, 256, 512, 200, dev) is None
+    selection.clear_memo()
