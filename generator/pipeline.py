@@ -120,8 +120,9 @@ def plan(manifest: Manifest, extra_include: Iterable[str] = (), cuda_archs: str 
     if extra:
         kept, dropped2 = filter_configs(kept, extra, ())
         dropped += dropped2
-    no_arch = [c for c in kept if not archs.for_family(type(c), cuda_archs)]
-    kept = [c for c in kept if c not in no_arch]
+    built = {cls for cls in {type(c) for c in kept} if archs.for_family(cls, cuda_archs)}
+    no_arch = [c for c in kept if type(c) not in built]
+    kept = [c for c in kept if type(c) in built]
     return Plan(
         manifest=manifest,
         kernels=tuple(kept),

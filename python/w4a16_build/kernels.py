@@ -57,7 +57,7 @@ def tactics(dtype, mode: str, device=None) -> list[str]:
         return []
     names = [n for n, c in compiled().items() if c.dtype.short == dtype and c.mode.short == mode]
     if device is not None:
-        cc = _device_facts(as_cuda_device(device))[0]
+        cc = compute_capability(as_cuda_device(device))
         names = [n for n in names if runs_on(compiled()[n], cc)]
     return names
 
@@ -128,6 +128,13 @@ def runs_on(cfg, cc: int) -> bool:
     return cc == 90 and not forced_sm80()
 
 
+@functools.lru_cache(maxsize=None)
+def _any_kernel_runs_on(cc: int, forced: bool) -> bool:
+    """Whether some compiled kernel serves compute capability cc (check_device runs on every
+    gemm() call: the scan over the registry is done once per cc and switch setting)."""
+    return any(runs_on(c, cc) for c in compiled().values())
+
+
 def check_device(device: torch.device) -> int:
     """The device's SM count; UnsupportedDeviceError unless this build has kernels for it: sm_90
     (Hopper) for the sm_90a families, sm_80 and newer for the SM80 ones (W4A16_CUDA_ARCHS)."""
@@ -135,7 +142,7 @@ def check_device(device: torch.device) -> int:
     if cc < 80:
         raise UnsupportedDeviceError(
             f"{name} is sm_{cc}; w4a16_build's kernels need sm_80 or newer (Ampere, Ada, Hopper)")
-    if not any(runs_on(c, cc) for c in compiled().values()):
+    if not _any_kernel_runs_on(cc, forced_sm80()):
         archs = ext().build_info()["cuda_archs"]
         if forced_sm80():
             raise UnsupportedDeviceError(

@@ -113,8 +113,8 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
         return out if out is not None else x.new_empty(lead + (n,))
     _tensor_check("x", x, device)
     sms = check_device(device)
-    if tactic is not None and not runs_on(compiled()[tactic], compute_capability(device)):
-        cfg = compiled()[tactic]
+    cfg = compiled()[tactic] if tactic is not None else None
+    if cfg is not None and not runs_on(cfg, compute_capability(device)):
         raise ValueError(f"tactic {tactic} ({cfg.family}, built for {'/'.join('sm_' + a for a in cfg.archs)}) "
                          f"does not run on {torch.cuda.get_device_name(device)}"
                          + (f" with {FORCE_SM80_ENV}=1" if forced_sm80() else ""))

@@ -25,6 +25,16 @@ def compile_with_wrapper(repo_root, log, obj, env):
                           capture_output=True, text=True, env=env, timeout=60)
 
 
+def run_report(repo_root, tmp_path, log):
+    """build_report.py over a build directory made by make_build_dir: (the process, the report)."""
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, str(repo_root / "generator" / "build_report.py"), "--log", str(log),
+                        "--plan", str(tmp_path / "generated" / "manifest.json"), "--so", str(tmp_path / "none.so"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r, json.loads(out.read_text())
+
+
 def test_each_compile_prints_a_progress_line(repo_root, tmp_path):
     log = make_build_dir(tmp_path, ["kernels/a__shard.cu", "kernels/b__shard.cu"])
     env = dict(os.environ, W4A16_PROGRESS="0")    # no terminal copy: the line goes to stderr
@@ -48,12 +58,7 @@ def test_build_report_describes_only_the_current_build(repo_root, tmp_path):
     recs += [{"object": obj.format("new__shard.cu"), "seconds": 60.0, "peak_mb": 4000.0, "bytes": 2},
              {"object": "CMakeFiles/_C.dir/csrc/bindings.cpp.o", "seconds": 10.0, "peak_mb": 900.0, "bytes": 3}]
     log.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    out = tmp_path / "report.json"
-    r = subprocess.run([sys.executable, str(repo_root / "generator" / "build_report.py"), "--log", str(log),
-                        "--plan", str(tmp_path / "generated" / "manifest.json"), "--so", str(tmp_path / "none.so"),
-                        "--out", str(out)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(out.read_text())
+    r, rep = run_report(repo_root, tmp_path, log)
     assert [s["object"] for s in rep["shards"]] == ["new__shard.cu.o"]
     assert rep["totals"]["kernel_compile_seconds"] == 60.0 and rep["totals"]["compile_seconds"] == 70.0
     assert "1 kernel files" in r.stdout
@@ -78,10 +83,5 @@ def test_build_report_counts_a_file_once_when_its_target_moved(repo_root, tmp_pa
             {"object": "CMakeFiles/w4a16_cutlass.dir/generated/kernels/a__shard.cu.o", "seconds": 60.0,
              "peak_mb": 4000.0, "bytes": 2}]
     log.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    out = tmp_path / "report.json"
-    r = subprocess.run([sys.executable, str(repo_root / "generator" / "build_report.py"), "--log", str(log),
-                        "--plan", str(tmp_path / "generated" / "manifest.json"), "--so", str(tmp_path / "none.so"),
-                        "--out", str(out)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(out.read_text())
+    r, rep = run_report(repo_root, tmp_path, log)
     assert [(s["object"], s["seconds"]) for s in rep["shards"]] == [("a__shard.cu.o", 60.0)]

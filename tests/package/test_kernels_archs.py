@@ -56,6 +56,8 @@ def device(monkeypatch, build):
     state = {"cc": 90, "compiled": {c.name: c for c in (CUTLASS, SKINNY, TILED)}}
     monkeypatch.setattr(kernels, "_device_facts", lambda d: (state["cc"], 100, f"GPU sm_{state['cc']}"))
     monkeypatch.setattr(kernels, "compiled", lambda: state["compiled"])
+    # the tests below change the build between calls: the scan, uncached
+    monkeypatch.setattr(kernels, "_any_kernel_runs_on", kernels._any_kernel_runs_on.__wrapped__)
 
     class FakeExt:
         def build_info(self):
@@ -127,3 +129,18 @@ def test_the_selection_offers_only_the_families_that_serve_the_gpu(monkeypatch, 
     monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [TILED.name]
+
+
+def test_check_device_scans_the_registry_once(monkeypatch, build):
+    """check_device runs on every gemm() call: the scan over every compiled kernel is done once
+    per compute capability and switch setting, not per call."""
+    calls = []
+    monkeypatch.setattr(kernels, "_device_facts", lambda d: (90, 132, "GPU"))
+    monkeypatch.setattr(kernels, "compiled", lambda: {c.name: c for c in (CUTLASS, SKINNY, TILED)})
+    real = kernels.runs_on
+    monkeypatch.setattr(kernels, "runs_on", lambda cfg, cc: calls.append(cfg) or real(cfg, cc))
+    kernels._any_kernel_runs_on.cache_clear()
+    for _ in range(5):
+        assert kernels.check_device(None) == 132
+    assert len(calls) == 1                       # the first kernel serves sm_90: one scan, stopped there
+    kernels._any_kernel_runs_on.cache_clear()
