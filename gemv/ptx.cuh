@@ -1,5 +1,7 @@
 // PTX wrappers the GEMV uses: bit tricks, shared-memory addresses, mbarriers,
-// bulk (TMA engine) and cp.async copies, ldmatrix. No GEMV logic here.
+// bulk (TMA engine) and cp.async copies, ldmatrix. No GEMV logic here. The
+// bulk copies, expect_tx, try_wait and the sink `_` need sm_90; the `_sm80`
+// wait and the cp.async forms are what the SM80 kernels use.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -56,6 +58,28 @@ __device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       "@!done bra WAIT_%=;\n"
       "}\n" :: "r"(bar), "r"(parity) : "memory");
+}
+// The SM80 form of mbarrier_wait (try_wait is sm_90): test_wait until the phase of `parity` completes.
+__device__ __forceinline__ void mbarrier_wait_sm80(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "mbarrier.test_wait.parity.shared.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n"
+        "}\n" : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+  } while (!done);
+}
+// A 16-byte cp.async with L2 evict-first (the SM80 stand-in for a bulk copy of data read once).
+__device__ __forceinline__ void cp_async_16_evict_first(uint32_t dst, const void* src, uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "l"(policy)
+               : "memory");
+}
+__device__ __forceinline__ uint64_t evict_first_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
 }
 __device__ __forceinline__ void cp_async_16_zfill(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"

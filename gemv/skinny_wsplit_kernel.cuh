@@ -25,6 +25,13 @@
 //   added in K order (deterministic, no workspace, no atomics).
 // - Programmatic dependent launch as in the cluster form: nothing global is
 //   read before griddepcontrol.wait.
+// - kCpAsync (the `skinny80` family, issue 18): the same kernel from SM80
+//   instructions only, for Ampere/Ada (sm_80 SASS) and as compute_80 PTX. The
+//   weight ring is filled by every lane of the warp with 16-byte cp.async
+//   (L2 evict-first) and each lane's cp.async.mbarrier.arrive.noinc completes
+//   the stage (the barrier counts 32 arrivals instead of one expect_tx), the
+//   wait is mbarrier.test_wait, and there is no programmatic dependent launch
+//   (griddepcontrol is sm_90). Everything else is shared.
 #pragma once
 
 #include "gemv/skinny_kernel.cuh"
@@ -40,7 +47,7 @@ __host__ __device__ inline int wsplit_sz_bytes(int k, int group_size, int rows, 
   return (bytes + 127) / 128 * 128;
 }
 
-template <class T, QuantMode kMode, int NT, int KW, int WST>
+template <class T, QuantMode kMode, int NT, int KW, int WST, bool kCpAsync = false>
 __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value) skinny_wsplit_kernel(const Params p) {
   using A = Act<T>;
   static_assert(kWarps % KW == 0, "K parts must divide the warps");
@@ -75,22 +82,39 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
   uint8_t* my_ring = wring + warp * WST * kStageBytes;
   if (lane == 0) {
 #pragma unroll
-    for (int s = 0; s < WST; ++s) gemv::mbarrier_init(gemv::smem_addr(bars + s), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    for (int s = 0; s < WST; ++s) gemv::mbarrier_init(gemv::smem_addr(bars + s), kCpAsync ? 32 : 1);
+    if constexpr (!kCpAsync) asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncwarp();  // the ring is this warp's alone
   // Everything above touched no global memory; from here on inputs are read.
-  grid_dependency_wait();
+  if constexpr (!kCpAsync) grid_dependency_wait();
 
+  // Weight stage ws into its slot: one bulk copy by lane 0, or (kCpAsync) 16-byte copies by
+  // every lane, each lane arriving on the slot's barrier once its copies have landed.
+  const bool issuer = kCpAsync || lane == 0;
   auto issue = [&](int ws) {
     const int slot = ws % WST;
     const uint32_t bar = gemv::smem_addr(bars + slot);
     const int bytes = min(kWC, my_chunks - ws * kWC) * kChunkBytes;
-    gemv::mbarrier_expect_tx(bar, bytes);
-    gemv::bulk_copy_evict_first(gemv::smem_addr(my_ring + slot * kStageBytes),
-                                wsrc + static_cast<int64_t>(ws) * kWC * kChunkBytes, bytes, bar);
+    const uint8_t* src = wsrc + static_cast<int64_t>(ws) * kWC * kChunkBytes;
+    const uint32_t dst = gemv::smem_addr(my_ring + slot * kStageBytes);
+    if constexpr (kCpAsync) {
+      const uint64_t policy = gemv::evict_first_policy();
+      for (int i = lane; i < bytes / 16; i += 32) gemv::cp_async_16_evict_first(dst + i * 16, src + i * 16, policy);
+      gemv::cp_async_mbarrier_arrive(bar);
+    } else {
+      gemv::mbarrier_expect_tx(bar, bytes);
+      gemv::bulk_copy_evict_first(dst, src, bytes, bar);
+    }
   };
-  if (lane == 0 && active) {
+  auto wait = [&](int ws) {
+    if constexpr (kCpAsync) {
+      gemv::mbarrier_wait_sm80(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+    } else {
+      gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+    }
+  };
+  if (issuer && active) {
 #pragma unroll
     for (int ws = 0; ws < WST - 1; ++ws) {
       if (ws < w_stages) issue(ws);
@@ -152,8 +176,8 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
     [[maybe_unused]] int grp = c_begin / cpg, cig = c_begin % cpg;
     for (int ws = 0; ws < w_stages; ++ws) {
       __syncwarp();  // every lane is done with the slot refilled next
-      if (lane == 0 && ws + WST - 1 < w_stages) issue(ws + WST - 1);
-      gemv::mbarrier_wait(gemv::smem_addr(bars + ws % WST), (ws / WST) & 1);
+      if (issuer && ws + WST - 1 < w_stages) issue(ws + WST - 1);
+      wait(ws);
       const uint32_t wslot = ring0 + (ws % WST) * kStageBytes;
       const uint32_t xstage = xs0 + ws * (kWC * kChunkK * 2);
       const int jn = min(kWC, my_chunks - ws * kWC);
@@ -189,7 +213,7 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
     }
   };
   if (active) by_token_tiles<NT>(ntiles, loop);
-  launch_dependents();
+  if constexpr (!kCpAsync) launch_dependents();
 
   // The K parts' partials meet in shared memory (x is no longer needed), summed in K order.
   __syncthreads();

@@ -2,7 +2,7 @@
 which of them each kernel family compiles for (its model class's `archs`).
 
 An entry is an arch with an optional "-real" (SASS only) or "-virtual" (PTX only) suffix; a bare
-arch means both. "90a" serves Hopper (wgmma, TMA, clusters: every family but `tiled`); "80" serves
+arch means both. "90a" serves Hopper (wgmma, TMA, clusters: every family but `tiled` and `skinny80`); "80" serves
 Ampere and Ada (sm_80 SASS runs on 8.x GPUs) and, as PTX ("80" or "80-virtual"), any newer GPU
 through the driver's JIT: the test path on Hopper (issue 18)."""
 

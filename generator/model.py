@@ -26,7 +26,7 @@ from .axes import (CLUSTERS, TILE_K, TILE_ROWS, TILE_TOKENS, WEIGHT, Cluster, DT
 
 __all__ = [
     "AXES", "CLUSTERS", "Cluster", "DType", "FAMILIES", "GEMV_AXES", "GemvConfig", "Kernel", "KernelConfig",
-    "QuantMode", "SKINNY_AXES", "Schedule", "SkinnyConfig", "TILED_AXES", "TiledConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
+    "QuantMode", "SKINNY_AXES", "Schedule", "Skinny80Config", "SkinnyConfig", "TILED_AXES", "TiledConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
     "family", "parse_name",
 ]
 
@@ -407,6 +407,76 @@ class SkinnyConfig(Kernel):
                 self.rows_per_warp != rule.get("rows_per_warp", 16), self.stages != rule.get("stages", 4))
 
 
+# The skinny kernel's warp-split form built from SM80 instructions (issue 18 item 2): the same
+# kernel as a `skinny` kernel with k_warps > 1 (gemv/skinny_wsplit_kernel.cuh), its weight ring
+# filled by cp.async instead of bulk copies, no programmatic dependent launch; compiled like the
+# tiled family for sm_80 and as compute_80 PTX.
+SKINNY80_K_WARPS = (2, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skinny80Config(Kernel):
+    """One SM80 warp-split skinny kernel (gemv/skinny_wsplit_*.cuh with kCpAsync): M <= max_m."""
+
+    dtype: DType
+    mode: QuantMode
+    max_m: int
+    k_warps: int
+    stages: int
+
+    family: ClassVar[str] = "skinny80"
+    manifest_key: ClassVar[str] = "skinny80"
+    section_default_all: ClassVar[bool] = False  # manifests name their skinny80 kernels (older ones get none)
+    axes_required: ClassVar[bool] = False
+    AXES: ClassVar[dict[str, list[str]]] = {
+        "dtype": DType.choices(),
+        "mode": QuantMode.choices(),
+        "max_m": _ints(SKINNY_MAX_M),
+        "k_warps": _ints(SKINNY80_K_WARPS),
+        "stages": _ints(SKINNY_STAGES),
+    }
+    NAME_RE: ClassVar[re.Pattern] = re.compile(
+        r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny80_m(?P<max_m>\d+)_kw(?P<k_warps>\d+)_s(?P<stages>\d+)")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny80_mMAXM_kwKWARPS_sSTAGES"
+    template: ClassVar[str] = "skinny80_kernels.cu.j2"
+    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_wsplit_launch.cuh"
+    archs: ClassVar[tuple[str, ...]] = ("80",)
+    # Per arch entry (estimate.py): seconds and memory taken from the skinny family (the same kernel);
+    # checked against one build of default's 12 (H200 machine, 13 compiles at once, sm_80 SASS +
+    # compute_80 PTX): 7-8 s and 0.3 GB per 4-kernel file (this model: 7.8 s), and the extension
+    # grew 14.45 -> 15.06 MB for the 12, ~25 KB per kernel and entry.
+    cost: ClassVar[BuildCost] = BuildCost(file_s=2.6, kernel_s=0.32, file_gb=0.3, kernel_gb=0.05, kernel_kb=25.0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_skinny80_m{self.max_m}_kw{self.k_warps}_s{self.stages}"
+
+    @property
+    def token_tiles(self) -> int:
+        return self.max_m // 8
+
+    @property
+    def k_step(self) -> int:
+        return SKINNY_CHUNK_K
+
+    def axis_values(self) -> dict[str, Any]:
+        return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
+                "k_warps": self.k_warps, "stages": self.stages}
+
+    @classmethod
+    def from_axes(cls, v: dict[str, str]) -> "Skinny80Config":
+        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["k_warps"]),
+                  int(v["stages"]))
+        outside = cfg.outside_axes()
+        if outside:
+            raise ValueError(outside)
+        return cfg
+
+    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+        # As the skinny family's: the smallest token tile that takes m, then the rule's K split and stages.
+        return (self.max_m, self.k_warps != rule.get("k_warps", 8), self.stages != rule.get("stages", 2))
+
+
 # The tiled kernels (gemv/tiled_kernel.cuh): a GEMM for any M from SM80 instructions only
 # (cp.async, ldmatrix, mma.sync), compiled for sm_80 (Ampere, Ada) and as compute_80 PTX (which
 # Hopper runs through the driver's JIT: the test path of issue 18). A CTA of 8 warps owns
@@ -502,7 +572,7 @@ class TiledConfig(Kernel):
 # Every family, in the order generated files and lists show them. Everything else (manifest
 # sections, sharding, templates, CMake's source lists, estimates, name parsing, ranking) reads
 # this list when it runs, so a family added here is known everywhere.
-FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig, TiledConfig]
+FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig, Skinny80Config, TiledConfig]
 
 
 def family(name: str) -> type[Kernel]:

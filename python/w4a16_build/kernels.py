@@ -104,7 +104,7 @@ FORCE_SM80_ENV = "W4A16_FORCE_SM80"
 
 
 def forced_sm80() -> bool:
-    """W4A16_FORCE_SM80=1: only the families built for SM80 (the `tiled` kernels) run, on any GPU:
+    """W4A16_FORCE_SM80=1: only the families built for SM80 (the `skinny80` and `tiled` kernels) run, on any GPU:
     how the Ampere/Ada path is tested on Hopper (through the compute_80 PTX; issue 18)."""
     return os.environ.get(FORCE_SM80_ENV, "") == "1"
 
@@ -126,6 +126,13 @@ def runs_on(cfg, cc: int) -> bool:
         ptx = any(e in ("80", "80-virtual") for e in entries) and cc >= 80
         return sass or ptx
     return cc == 90 and not forced_sm80()
+
+
+def ptx_fallback(cfg, cc: int) -> bool:
+    """Whether a kernel serves this GPU only as a fallback: an SM80 family (compute_80 PTX through
+    the JIT) on Hopper, whose own sm_90a kernels serve it unless W4A16_FORCE_SM80=1. The selection
+    puts these after the GPU's own kernels, whatever a heuristic rule says."""
+    return cc == 90 and not forced_sm80() and "90a" not in cfg.archs
 
 
 @functools.lru_cache(maxsize=None)

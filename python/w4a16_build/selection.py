@@ -23,7 +23,8 @@ from importlib import resources
 import torch
 
 from ._ext import build_info
-from .kernels import FORCE_SM80_ENV, check_device, compute_capability, compiled, device_key, fits, forced_sm80, runs_on, tactics
+from .kernels import (FORCE_SM80_ENV, check_device, compiled, compute_capability, device_key, fits, forced_sm80,
+                      ptx_fallback, runs_on, tactics)
 from .tune_cache import TuneCache, make_key
 
 log = logging.getLogger("w4a16_build")
@@ -102,7 +103,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     values it names) that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
     shape (when the table has measured rows; within the rule's measured_max_distance of that shape
     where the rule has one, the "cost" rule), then by the first ordinary rule that covers m: the
-    rule's family first, kernels that cannot take m last, then each family's rank_key. A size rule
+    rule's family first, kernels that cannot take m last, the other families in the table's
+    family_order, then each family's rank_key. A size rule
     ranks only the kernels with the axis values it names (names_fit); with none here it changes
     nothing."""
     *size_rules, rule = matching_rules(m, n, k)
@@ -119,9 +121,12 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     first = (measured_choice(dtype, mode, group, n, k, m, rule.get("measured_max_distance"))
              if dtype is not None and k is not None else None)
 
+    order = heuristic_table().get("family_order", [])
+
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)
-        return (miss, cfg.family, cfg.rank_key(m, n, sms, rule), cfg.name)
+        fam = order.index(cfg.family) if cfg.family in order else len(order)
+        return (miss, fam, cfg.family, cfg.rank_key(m, n, sms, rule), cfg.name)
 
     tail = [cfg.name for cfg in sorted(rest, key=key)]
     if first in tail:
@@ -207,7 +212,8 @@ def forget_shape(dtype, mode, group, n, k) -> None:
 
 def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[str]:
     """Every compiled tactic of this dtype and mode, best first: the tuned choice for m's bucket
-    (if any, and if this build compiled it for this dtype and mode), then the heuristic order.
+    (if any, and if this build compiled it for this dtype and mode), then the heuristic order, the
+    GPU's own kernels before an SM80 family's PTX on Hopper. Only the tactics that serve the GPU.
     Applicability is the caller's to check."""
     order = []
     picked = pick_bucket(tuned_choices_memoized(dtype, mode, group, n, k, device), m)
@@ -219,8 +225,10 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
         else:
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
-    order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
     cc = compute_capability(device)
+    rest = [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
+    # The GPU's own kernels before an SM80 family's PTX (kernels.ptx_fallback); a stable sort.
+    order += sorted(rest, key=lambda t: is_ptx_fallback(t, cc))
     return [t for t in order if serves(t, cc)]
 
 
@@ -228,6 +236,12 @@ def serves(tactic: str, cc: int) -> bool:
     """Whether a compiled tactic's family serves a device of compute capability cc (runs_on)."""
     cfg = compiled().get(tactic)
     return cfg is not None and runs_on(cfg, cc)
+
+
+def is_ptx_fallback(tactic: str, cc: int) -> bool:
+    """Whether a compiled tactic serves this device only as the SM80 PTX fallback (ptx_fallback)."""
+    cfg = compiled().get(tactic)
+    return cfg is not None and ptx_fallback(cfg, cc)
 
 
 def heuristic_order(dtype, mode, group, n, k, m, sms: int) -> list[str]:

@@ -144,3 +144,42 @@ def test_check_device_scans_the_registry_once(monkeypatch, build):
         assert kernels.check_device(None) == 132
     assert len(calls) == 1                       # the first kernel serves sm_90: one scan, stopped there
     kernels._any_kernel_runs_on.cache_clear()
+
+
+def test_a_hopper_gpu_runs_its_own_kernels_before_the_sm80_ptx(monkeypatch, build):
+    """Issue 18: the SM80 families also serve Hopper through their compute_80 PTX; a heuristic rule
+    naming one (the skinny80 rule at small M) must not put that JIT-compiled path before Hopper's own
+    kernels. Unforced on sm_90 they come last, in their order; on Ampere/Ada and with the switch set
+    they are all there is."""
+    from w4a16_build import selection
+
+    skinny80 = parse_name("fp16_int4_groupwise_skinny80_m16_kw8_s2")
+    build.set(["80-real", "80-virtual"])
+    monkeypatch.setattr(kernels, "family_archs",
+                        lambda fam: ("80-real", "80-virtual") if fam in ("tiled", "skinny80") else ("90a-real",))
+    monkeypatch.setattr(selection, "compiled", lambda: {c.name: c for c in (CUTLASS, SKINNY, TILED, skinny80)})
+    monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
+    monkeypatch.setattr(selection, "check_device", lambda d: 100)
+    monkeypatch.setattr(selection, "heuristic_order", lambda *a: [skinny80.name, TILED.name, CUTLASS.name, SKINNY.name])
+    for cc, want in ((90, [CUTLASS.name, SKINNY.name, skinny80.name, TILED.name]), (86, [skinny80.name, TILED.name])):
+        monkeypatch.setattr(selection, "compute_capability", lambda d, cc=cc: cc)
+        assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == want
+    monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [skinny80.name, TILED.name]
+
+
+@pytest.mark.parametrize("m,n,first", [(1, 4096, "skinny80"), (8, 14336, "skinny80"), (16, 9216, "skinny80"),
+                                       (16, 14336, "tiled"), (24, 4096, "skinny80"), (32, 16384, "tiled"),
+                                       (64, 2048, "tiled"), (1, 128256, "skinny80"), (33, 2048, "tiled")])
+def test_on_sm80_the_skinny80_kernels_go_first_only_where_a_rule_says(m, n, first):
+    """Issue 18: the shipped table's skinny80 rules (measured through the PTX on the H200) put them
+    first at small M on the layers measured; elsewhere the tiled kernels, which take any shape, come
+    first (heuristics.json family_order; before it the families were ordered by name, which put
+    skinny80 first everywhere it could take m)."""
+    from w4a16_build import selection
+
+    cands = [parse_name(x) for x in ("fp16_int4_groupwise_tiled_t64_r16_s4", "fp16_int4_groupwise_tiled_t128_r32_s3",
+                                     "fp16_int4_groupwise_skinny80_m16_kw8_s2", "fp16_int4_groupwise_skinny80_m32_kw8_s2")]
+    ranked = selection.rank_by_heuristic(cands, m, n, 108, dtype="fp16", mode="groupwise", group=128, k=4096)
+    assert parse_name(ranked[0]).family == first, ranked

@@ -66,7 +66,7 @@ def test_cached_tactic_of_another_dtype_is_not_run(tmp_path, monkeypatch):
     """Item 6: a cache entry naming a bf16 tactic for an fp16 shape gave garbage (rel. error 0.998)."""
     need("fp16", "groupwise")
     need("bf16", "groupwise")
-    bf16 = w4a16_build.tactics("bf16", "groupwise")[0]
+    bf16 = w4a16_build.tactics("bf16", "groupwise", device="cuda")[0]
     cache = tmp_path / "tune.json"
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(cache))
     write_cache(cache, shape_key(1024, 1024), {"4": {"tactic": bf16, "us": 1.0}})
@@ -83,7 +83,7 @@ def test_cached_tactic_of_another_dtype_is_not_run(tmp_path, monkeypatch):
 def test_cache_with_a_bad_bucket_key_costs_nothing_but_speed(tmp_path, monkeypatch):
     """Item 6: a bucket key like "²" passes str.isdigit() and then broke every gemm() of the shape."""
     need("fp16", "groupwise")
-    good = w4a16_build.tactics("fp16", "groupwise")[0]
+    good = w4a16_build.tactics("fp16", "groupwise", device="cuda")[0]
     cache = tmp_path / "tune.json"
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(cache))
     write_cache(cache, shape_key(512, 1024), {"²": {"tactic": good, "us": 1.0}, "٣": {"tactic": good, "us": 1.0}})

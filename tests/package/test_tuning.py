@@ -519,6 +519,7 @@ def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
     monkeypatch.setattr(selection, "serves", lambda t, cc: True)
+    monkeypatch.setattr(selection, "is_ptx_fallback", lambda t, cc: False)
     warned = []
     monkeypatch.setattr(selection.log, "warning", lambda *a: warned.append(a))
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 3000, _torch.device("cpu")) == ["x", "y"]
@@ -539,6 +540,7 @@ def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(mon
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
     monkeypatch.setattr(selection, "serves", lambda t, cc: True)
+    monkeypatch.setattr(selection, "is_ptx_fallback", lambda t, cc: False)
     monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms: ["a", "b"] if m == 200 else ["b", "a"])
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 200, dev, lambda t: True) == "a"
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 256, dev, lambda t: True) == "b"
