@@ -10,9 +10,9 @@ test_estimate.py checks the constants against it):
   1024 MB to the GB). Front end and host compile are paid once per file (cudafe++ 11-16 s and host
   gcc 10-12 s, measured earlier). Seconds are each compile's wall time with 2 jobs on 2 cores.
 - GEMV shard: 2.4 + 0.2 n s; skinny shard: 2.6 + 0.32 n s; 0.3 GB peak.
-- A family compiled for several W4A16_CUDA_ARCHS entries (the tiled one: sm_80 SASS and compute_80
-  PTX) pays its per-kernel seconds and size once per entry (archs.for_family); the tiled
-  constants are per entry (one build of default's 12 on the H200 machine: 8.9-10.1 s per file of
+- A family compiled for several W4A16_CUDA_ARCHS entries (the SM80 ones, skinny80 and tiled: sm_80
+  SASS and compute_80 PTX) pays its per-kernel seconds and size once per entry (archs.for_family);
+  their constants are per entry (one build of default's 12 on the H200 machine: 8.9-10.1 s per file of
   three for two entries).
 - Extension: about 115 KB per CUTLASS kernel, 45 KB per GEMV kernel, 0.3 MB fixed.
 - Fixed: configure + binding + registry + link, about 40 s.

@@ -24,6 +24,15 @@ import w4a16_build  # noqa: E402
 DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # (N, K, group or None for "= K") per family; M values below.
 SHAPES = [(264, 256, 128), (8, 320, None), (1000, 192, 64)]
+# The warp-split forms (skinny k_warps > 1, skinny80) split K between 8 / k_warps warps: with the
+# small K above each warp has one weight stage, so also a long K (several stages per warp: ring
+# refills and barrier phase flips; x of 16 tokens is refused there, fewer tokens run).
+WSPLIT_SHAPES = [(40, 8192, 128)]
+
+
+def shapes_for(k):
+    wsplit = k["family"] == "skinny80" or k.get("k_warps", 1) > 1
+    return SHAPES + (WSPLIT_SHAPES if wsplit else [])
 
 
 def ms_for(k):
@@ -41,7 +50,7 @@ def main() -> int:
     weights = {}  # one weight per (dtype, mode, shape), shared by the tactics (torch ops are slow here)
     for k in kernels:
         dtype = DT[k["dtype"]]
-        for n, kk, group in SHAPES:
+        for n, kk, group in shapes_for(k):
             g = kk if k["mode"] == "per_column" or group is None else group
             if k["family"] == "cutlass" and g != kk and g % k["tile_k"]:
                 continue   # a 128-K tile cannot run group 64 (gemm refuses it; covered by the GPU tests)

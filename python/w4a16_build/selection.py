@@ -226,9 +226,7 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
     cc = compute_capability(device)
-    rest = [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device)) if t not in order]
-    # The GPU's own kernels before an SM80 family's PTX (kernels.ptx_fallback); a stable sort.
-    order += sorted(rest, key=lambda t: is_ptx_fallback(t, cc))
+    order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device), cc) if t not in order]
     return [t for t in order if serves(t, cc)]
 
 
@@ -244,10 +242,13 @@ def is_ptx_fallback(tactic: str, cc: int) -> bool:
     return cfg is not None and ptx_fallback(cfg, cc)
 
 
-def heuristic_order(dtype, mode, group, n, k, m, sms: int) -> list[str]:
-    """Every compiled tactic of this dtype and mode in the heuristic table's order (no tuning)."""
+def heuristic_order(dtype, mode, group, n, k, m, sms: int, cc: int | None = None) -> list[str]:
+    """Every compiled tactic of this dtype and mode in the heuristic table's order (no tuning); with
+    the device's compute capability cc, the GPU's own kernels before an SM80 family's PTX
+    (kernels.ptx_fallback; a stable sort), as gemm() ranks them."""
     kernels = [compiled()[t] for t in tactics(dtype, mode)]
-    return rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k)
+    order = rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k)
+    return order if cc is None else sorted(order, key=lambda t: is_ptx_fallback(t, cc))
 
 
 def select_tactic(dtype: str, mode: str, group: int, n: int, k: int, m: int, device: torch.device,

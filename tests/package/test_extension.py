@@ -75,8 +75,9 @@ def test_can_implement_and_workspace(kernel):
         return _C.can_implement(kernel, problem(m, n, kk, g, **ptrs))
 
     ms = (1, 16, 17, 1000) if k["max_m"] == 0 else (1, k["max_m"])
-    # The warp-split forms hold x (m rows of K) in shared memory: 32 rows of K = 4096 do not fit.
-    kk = 1024 if k["family"] == "skinny80" or k.get("k_warps", 1) > 1 else 4096
+    # The warp-split forms hold x (m rows of K) in shared memory: 16 rows of K = 4096 fit, 32 do not.
+    wsplit = k["family"] == "skinny80" or k.get("k_warps", 1) > 1
+    kk = 1024 if wsplit and k["max_m"] > 16 else 4096
     for m in ms:
         ok = can(m, 4096, kk, group_for(k, kk))
         assert ok == 0, f"M={m}: {_C.status_string(ok)}"

@@ -160,7 +160,10 @@ def test_a_hopper_gpu_runs_its_own_kernels_before_the_sm80_ptx(monkeypatch, buil
     monkeypatch.setattr(selection, "compiled", lambda: {c.name: c for c in (CUTLASS, SKINNY, TILED, skinny80)})
     monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
     monkeypatch.setattr(selection, "check_device", lambda d: 100)
-    monkeypatch.setattr(selection, "heuristic_order", lambda *a: [skinny80.name, TILED.name, CUTLASS.name, SKINNY.name])
+    # the heuristic table's order, before the sort
+    monkeypatch.setattr(selection, "tactics", lambda dtype, mode: [CUTLASS.name, SKINNY.name, TILED.name, skinny80.name])
+    monkeypatch.setattr(selection, "rank_by_heuristic",
+                        lambda *a, **kw: [skinny80.name, TILED.name, CUTLASS.name, SKINNY.name])
     for cc, want in ((90, [CUTLASS.name, SKINNY.name, skinny80.name, TILED.name]), (86, [skinny80.name, TILED.name])):
         monkeypatch.setattr(selection, "compute_capability", lambda d, cc=cc: cc)
         assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == want
@@ -183,3 +186,23 @@ def test_on_sm80_the_skinny80_kernels_go_first_only_where_a_rule_says(m, n, firs
                                      "fp16_int4_groupwise_skinny80_m16_kw8_s2", "fp16_int4_groupwise_skinny80_m32_kw8_s2")]
     ranked = selection.rank_by_heuristic(cands, m, n, 108, dtype="fp16", mode="groupwise", group=128, k=4096)
     assert parse_name(ranked[0]).family == first, ranked
+
+
+def test_the_tuner_compares_against_what_gemm_runs_on_hopper_with_the_sm80_ptx(monkeypatch, build):
+    """Review (2026-11-28): tune() took the untuned choice from heuristic_order, which lacked the
+    "Hopper's own kernels first" sort of ranked_tactics, so with the compute_80 PTX built it compared
+    tuned choices against a skinny80 kernel gemm() never runs on Hopper."""
+    from w4a16_build import selection, tuning
+
+    skinny80 = parse_name("fp16_int4_groupwise_skinny80_m16_kw8_s2")
+    cands = {c.name: c for c in (CUTLASS, SKINNY, TILED, skinny80)}
+    monkeypatch.setattr(kernels, "family_archs",
+                        lambda fam: ("80-real", "80-virtual") if fam in ("tiled", "skinny80") else ("90a-real",))
+    monkeypatch.setattr(selection, "compiled", lambda: cands)
+    monkeypatch.setattr(selection, "tactics", lambda dtype, mode: list(cands))
+    monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
+    monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    first = selection.ranked_tactics("fp16", "groupwise", 128, 4096, 4096, 1, None)[0]
+    assert "90a" in cands[first].archs
+    assert tuning.heuristic_choice("fp16", "groupwise", 128, 4096, 4096, 1, 132, list(cands), cc=90) == first

@@ -1,4 +1,4 @@
-"""The SM80 path (issue 18) on the GPU: the tiled kernels through gemm() with W4A16_FORCE_SM80=1
+"""The SM80 path (issue 18) on the GPU: the SM80 families (tiled, skinny80) through gemm() with W4A16_FORCE_SM80=1
 (on Hopper they run from their compute_80 PTX, so the build needs an 80-virtual or bare 80 entry
 in W4A16_CUDA_ARCHS; they skip otherwise), against an fp32 reference at odd M and shapes, in a
 CUDA graph; and the unforced selection, which keeps Hopper on its own kernels."""
@@ -56,8 +56,13 @@ def test_forced_gemm_runs_an_sm80_kernel_and_matches(forced, dtype, mode, group)
             bias = torch.randn(n, device="cuda", dtype=dt) if m % 2 else None
             name = selected_tactic(x, p, bias)
             # An SM80 family: skinny80 (x in shared memory) only at M <= 32, tiled otherwise.
+            # The skinny80 rules: M <= 8 on every layer (x of these shapes fits even Ada's 99 KB),
+            # M <= 32 with N <= 9216 where x fits; the tiled kernels otherwise.
             fam = kernels.compiled()[name].family
-            assert fam == "tiled" or (fam == "skinny80" and m <= 32), name
+            if m <= 7 and any(kernels.compiled()[t].family == "skinny80" for t in kernels.tactics(dtype, mode)):
+                assert fam == "skinny80", (m, name)
+            else:
+                assert fam == "tiled" or (fam == "skinny80" and m <= 32), (m, name)
             out = torch.full((m, n), float("nan"), device="cuda", dtype=dt)
             w4a16_build.gemm(x, p, bias, out=out)
             ref = x.float() @ w_ref.t() + (bias.float() if bias is not None else 0)
@@ -106,9 +111,14 @@ def test_forced_path_refuses_a_hopper_tactic_by_name(forced):
 
 
 def test_hopper_keeps_its_own_kernels_unforced(monkeypatch):
+    """Unforced on Hopper the selection takes a sm_90a kernel, never an SM80 family's PTX (the
+    skinny80 rules name M <= 32; kernels.ptx_fallback puts those after Hopper's own)."""
+    cc = kernels.compute_capability(torch.device("cuda", torch.cuda.current_device()))
+    if cc != 90:
+        pytest.skip(f"sm_{cc}: Hopper's own kernels are for sm_90")
     monkeypatch.delenv(kernels.FORCE_SM80_ENV, raising=False)
     selection.clear_memo()
     p, _ = _weight(4096, 4096, "groupwise", 128, torch.float16)
-    for m in (1, 16, 100, 1000, 4096):
+    for m in (1, 8, 16, 24, 100, 1000, 4096):
         name = selected_tactic(torch.randn(m, 4096, device="cuda", dtype=torch.float16), p)
-        assert kernels.compiled()[name].family != "tiled", (m, name)
+        assert "90a" in kernels.compiled()[name].archs, (m, name)

@@ -396,6 +396,7 @@ def fake_card(monkeypatch, times):
     monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
     monkeypatch.setattr(tuning, "as_cuda_device", lambda d: torch.device("cpu"))
     monkeypatch.setattr(tuning, "check_device", lambda d: 132)
+    monkeypatch.setattr(tuning, "compute_capability", lambda d: 90)
     monkeypatch.setattr(tuning, "tactics", lambda dtype, mode, device=None: sorted(next(iter(times.values()))))
     monkeypatch.setattr(tuning, "random_packed", lambda *a, **kw: None)
     monkeypatch.setattr(tuning, "weight_copies", lambda p: [p, p])
@@ -541,7 +542,7 @@ def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(mon
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
     monkeypatch.setattr(selection, "serves", lambda t, cc: True)
     monkeypatch.setattr(selection, "is_ptx_fallback", lambda t, cc: False)
-    monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms: ["a", "b"] if m == 200 else ["b", "a"])
+    monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms, cc=None: ["a", "b"] if m == 200 else ["b", "a"])
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 200, dev, lambda t: True) == "a"
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 256, dev, lambda t: True) == "b"
     assert selection.memoized("fp16", "groupwise", 128, 256, 256, 200, dev) == "a"
