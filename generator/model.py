@@ -73,8 +73,11 @@ class Kernel:
         raise NotImplementedError
 
     def axis_values(self) -> dict[str, Any]:
-        """This configuration's value on each of AXES (ints where the axis is a number)."""
-        raise NotImplementedError
+        """This configuration's value on each of AXES (ints where the axis is a number). The
+        default reads the dataclass fields: `dtype` and `mode` by their short names, every other
+        field an int (families with other kinds of axes override it and from_axes)."""
+        return {f.name: getattr(self, f.name).short if f.name in ("dtype", "mode") else getattr(self, f.name)
+                for f in dataclasses.fields(self)}
 
     @property
     def k_step(self) -> int:
@@ -83,8 +86,15 @@ class Kernel:
 
     @classmethod
     def from_axes(cls, values: dict[str, str]) -> "Kernel":
-        """The configuration at one point of a manifest set (values as the manifest spells them)."""
-        raise NotImplementedError
+        """The configuration at one point of a manifest set (values as the manifest spells them).
+        The default, for the fields axis_values reads: refused outside the AXES values (the
+        template parameters exist for those only)."""
+        parse = {"dtype": DType.parse, "mode": QuantMode.parse}
+        cfg = cls(**{f.name: parse.get(f.name, int)(values[f.name]) for f in dataclasses.fields(cls)})
+        outside = cfg.outside_axes()
+        if outside:
+            raise ValueError(outside)
+        return cfg
 
     @classmethod
     def from_name(cls, name: str) -> "Kernel":
@@ -288,19 +298,6 @@ class GemvConfig(Kernel):
     def k_step(self) -> int:
         return GEMV_CHUNK_K
 
-    def axis_values(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
-                "rows_per_warp": self.rows_per_warp, "stages": self.stages}
-
-    @classmethod
-    def from_axes(cls, v: dict[str, str]) -> "GemvConfig":
-        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["rows_per_warp"]),
-                  int(v["stages"]))
-        # The template parameters exist for these values only (no rule could say more).
-        outside = cfg.outside_axes()
-        if outside:
-            raise ValueError(outside)
-        return cfg
 
     def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
         # The smallest token tile that takes m, then the rule's rows per warp and stages.
@@ -459,18 +456,6 @@ class Skinny80Config(Kernel):
     def k_step(self) -> int:
         return SKINNY_CHUNK_K
 
-    def axis_values(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.short, "mode": self.mode.short, "max_m": self.max_m,
-                "k_warps": self.k_warps, "stages": self.stages}
-
-    @classmethod
-    def from_axes(cls, v: dict[str, str]) -> "Skinny80Config":
-        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["k_warps"]),
-                  int(v["stages"]))
-        outside = cfg.outside_axes()
-        if outside:
-            raise ValueError(outside)
-        return cfg
 
     def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
         # As the skinny family's: the smallest token tile that takes m, then the rule's K split and stages.
@@ -549,18 +534,6 @@ class TiledConfig(Kernel):
         sz = 0 if self.mode == QuantMode.PER_COLUMN else rows * 2 * (2 if self.mode == QuantMode.GROUPWISE_ZERO else 1)
         return self.stages * ((x + w + sz + 127) // 128 * 128)
 
-    def axis_values(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.short, "mode": self.mode.short, "tokens": self.tokens,
-                "rows_per_warp": self.rows_per_warp, "stages": self.stages}
-
-    @classmethod
-    def from_axes(cls, v: dict[str, str]) -> "TiledConfig":
-        cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["tokens"]), int(v["rows_per_warp"]),
-                  int(v["stages"]))
-        outside = cfg.outside_axes()
-        if outside:
-            raise ValueError(outside)
-        return cfg
 
     def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
         # The fewest padded tokens (tokens computed past m in the last token tile), then more rows
