@@ -9,6 +9,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "gemv/launch_common.cuh"
 #include "gemv/skinny_kernel.cuh"
 #include "w4a16/gemm_args.h"
 
@@ -83,18 +84,7 @@ struct Skinny {
   static int group(const GemmArgs& a) { return kScales ? a.group_size : a.k; }
 
   static bool shape_ok(const GemmArgs& a) {
-    if (a.m <= 0 || a.m > 8 * NT || a.n <= 0 || a.k <= 0) return false;
-    if (a.n % 8 || a.k % kChunkK) return false;
-    if (!within_index_limits(a)) return false;
-    if (!a.x || !a.w || !a.scales || !a.out) return false;
-    if (kZeros && !a.zeros) return false;
-    if (kScales && (a.group_size <= 0 || a.k % a.group_size || a.group_size % kChunkK)) return false;
-    auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) % 16) != 0; };
-    // x, scales and zeros arrive by 16-byte copies, the weight by bulk copies.
-    if (misaligned(a.x) || misaligned(a.w) || misaligned(a.out)) return false;
-    if (kScales && misaligned(a.scales)) return false;
-    if (kZeros && misaligned(a.zeros)) return false;
-    return true;
+    return a.m > 0 && a.m <= 8 * NT && gemv::inputs_ok<kScales, kZeros, kChunkK>(a);
   }
 
   static Status can_implement(const GemmArgs& a) {

@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <mutex>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "gemv/skinny_launch.cuh"
@@ -36,20 +35,9 @@ struct SkinnyWsplit {
         cudaGetLastError();  // not left behind for an unrelated call to report
         return no_device_ok ? kMaxSmemBytes : 0;
       }
-      static std::mutex mu;
-      static std::unordered_map<int, int> known;
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = known.find(dev);
-      if (it != known.end()) return it->second;
-      int optin = 0, major = 0;
-      if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
-          cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-      }
-      const int limit = major < 8 ? 0 : (optin < kMaxSmemBytes ? optin : kMaxSmemBytes);
-      known[dev] = limit;
-      return limit;
+      const gemv::DeviceLimits info = gemv::device_limits(dev);
+      if (info.error != cudaSuccess || info.major < 8) return 0;
+      return info.smem_optin < kMaxSmemBytes ? info.smem_optin : kMaxSmemBytes;
     }
   }
 

@@ -24,37 +24,9 @@ struct Tiled {
   // then fails); reachable only with K < 512, since kernels.pieces() keeps m * k below 2^31.
   static constexpr int kMaxTokenTiles = 65535;
 
-  // The device's shared memory per CTA (opt-in) and compute capability, once per device.
-  struct DeviceInfo {
-    int smem_optin = 0, major = 0;
-    cudaError_t error = cudaSuccess;
-  };
-  static DeviceInfo device_info(int dev) {
-    static std::mutex mu;
-    static std::unordered_map<int, DeviceInfo> known;
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = known.find(dev);
-    if (it != known.end()) return it->second;
-    DeviceInfo info;
-    info.error = cudaDeviceGetAttribute(&info.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (info.error == cudaSuccess) info.error = cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, dev);
-    if (info.error == cudaSuccess) known[dev] = info;
-    return info;
-  }
-
   static bool shape_ok(const GemmArgs& a) {
-    if (a.m <= 0 || a.n <= 0 || a.k <= 0) return false;
-    if ((a.m + 8 * NT - 1) / (8 * NT) > kMaxTokenTiles) return false;
-    if (a.n % 8 || a.k % kChunkK) return false;
-    if (!within_index_limits(a)) return false;
-    if (!a.x || !a.w || !a.scales || !a.out) return false;
-    if (kZeros && !a.zeros) return false;
-    if (kScales && (a.group_size <= 0 || a.k % a.group_size || a.group_size % kChunkK)) return false;
-    auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) % 16) != 0; };
-    if (misaligned(a.x) || misaligned(a.w) || misaligned(a.out)) return false;
-    if (kScales && misaligned(a.scales)) return false;
-    if (kZeros && misaligned(a.zeros)) return false;
-    return true;
+    if (a.m <= 0 || (a.m + 8 * NT - 1) / (8 * NT) > kMaxTokenTiles) return false;
+    return gemv::inputs_ok<kScales, kZeros, kChunkK>(a);
   }
 
   // Fits the current device: an SM80-class GPU or newer with room for the stages. Without a
@@ -66,7 +38,7 @@ struct Tiled {
       cudaGetLastError();  // not left behind for an unrelated call to report
       return no_device_ok;
     }
-    const DeviceInfo info = device_info(dev);
+    const gemv::DeviceLimits info = gemv::device_limits(dev);
     return info.error == cudaSuccess && info.major >= 8 && kSmemBytes <= info.smem_optin;
   }
 
