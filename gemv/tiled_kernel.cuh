@@ -53,17 +53,8 @@ struct StageLayout {
   static constexpr int kBytes = (kXBytes + kWBytes + kSzBytes + 127) / 128 * 128;
 };
 
-struct Params {
-  const void* x;
-  const uint8_t* w;
-  const void* scales;
-  const void* zeros;
-  const void* bias;
-  void* out;
-  int m, n, k, group_size;
-  int64_t ld_out;     // elements between token rows of out
-  int64_t ld_scales;  // elements between scale (and zero) groups
-};
+// The skinny kernel's arguments (its splits and x_slot_bytes unused here: 1 and 0).
+using Params = skinny::Params;
 
 template <class T, QuantMode kMode, int NT, int RB, int S>
 __global__ void __launch_bounds__(kThreads, 1) tiled_kernel(const Params p) {

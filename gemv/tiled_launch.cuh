@@ -65,7 +65,7 @@ struct Tiled {
       }
     }
     Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
-             a.m, a.n, a.k, kScales ? a.group_size : a.k, a.out_pitch(), a.scale_pitch()};
+             a.m, a.n, a.k, kScales ? a.group_size : a.k, a.out_pitch(), a.scale_pitch(), 1, 0};
     const dim3 grid((a.n + L::kRows - 1) / L::kRows, (a.m + L::kTokens - 1) / L::kTokens, 1);
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
