@@ -29,14 +29,21 @@ _LAZY = {
     "load_into": "hf_checkpoint", "from_pretrained": "hf_checkpoint",
 }
 
+# The package's modules, loaded on first attribute access like the names above.
+_SUBMODULES = frozenset({"bench", "checkpoints", "corpus", "derive", "dtypes", "generate", "hf_checkpoint", "kernels",
+                         "nn", "ops", "pack_quantized", "packing", "plot", "quant", "runner", "schema", "selection",
+                         "timing", "tune_cache", "tuning"})
+
 __all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:      # w4a16_build.kernels etc. without importing them first
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'w4a16_build' has no attribute {name!r}")

@@ -125,3 +125,28 @@ def test_each_module_imports_alone_in_a_fresh_interpreter(tmp_path):
         results = list(pool.map(lambda m: _import_alone(m, GEN.parent), names))
     failed = [f"{m}: {err.strip().splitlines()[-1] if err.strip() else rc}" for m, rc, err in results if rc]
     assert not failed, "\n".join(failed)
+
+
+def test_submodules_are_attributes_of_the_package_on_first_use():
+    """`import w4a16_build; w4a16_build.kernels...` failed with AttributeError unless something
+    had imported the submodule before (test_gemm_gpu.py failed on every case when run alone)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    root = Path(__file__).resolve().parents[2]
+    code = "import w4a16_build; print(w4a16_build.selection.bucket_for(3), w4a16_build.kernels.FORCE_SM80_ENV)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(root / "python")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "W4A16_FORCE_SM80"]
+    r = subprocess.run([sys.executable, "-c", "import w4a16_build; w4a16_build.no_such_thing"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(root / "python")})
+    assert r.returncode != 0 and "has no attribute 'no_such_thing'" in r.stderr
+    import w4a16_build
+
+    pkg = root / "python" / "w4a16_build"
+    assert {p.stem for p in pkg.glob("*.py") if not p.stem.startswith("_")} == set(w4a16_build._SUBMODULES)
