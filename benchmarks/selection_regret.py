@@ -31,7 +31,7 @@ from w4a16_build.schema import parse_name
 def table_fitted_without(files: list[str], left_out: str) -> dict:
     t = copy.deepcopy(selection.heuristic_table())
     rule = next(r for r in t["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
-    rule["cost_per_wave"] = tile_costs.fit_files([f for f in files if f != left_out])
+    rule["cost_terms"] = tile_costs.fit_files([f for f in files if f != left_out])
     return t
 
 

@@ -133,7 +133,7 @@ class Kernel:
 
     # ----------------------------------------------------------------- selection
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         """How well this kernel fits an (m, n) problem under one rule of the shipped heuristic
         (python/w4a16_build/heuristics.json); smaller is better. Only compared within a family."""
         return ()
@@ -196,11 +196,20 @@ class KernelConfig(Kernel):
 
     def waves(self, m: int, n: int, sms: int) -> float:
         """Output tiles per SM: whole waves for the persistent scheduler, the even share of the
-        work (at least one tile's) for stream-K (generator/tile_costs.py fits a cost per wave)."""
+        work for stream-K (a fraction of a wave too: below one wave it splits K across SMs)."""
         tiles = self.output_tiles(m, n)
         if self.scheduler is TileScheduler.STREAMK:
-            return max(tiles / sms, 1.0)
+            return tiles / sms
         return float(math.ceil(tiles / sms))
+
+    def cost_features(self, m: int, n: int, k: int, sms: int) -> tuple[float, float, float]:
+        """The terms of the fitted time model (generator/tile_costs.py): a call takes
+        a * K * waves + b * K * [stream-K with a partial wave] + c microseconds, one (a, b, c) per
+        tile. The partial-wave term is what a stream-K split costs beyond its even share (the
+        fixup of the tiles split between SMs); c is the call's fixed cost."""
+        w = self.waves(m, n, sms)
+        partial = self.scheduler is TileScheduler.STREAMK and w != math.floor(w)
+        return (k * w, k * float(partial), 1.0)
 
     @property
     def k_step(self) -> int:
@@ -222,16 +231,20 @@ class KernelConfig(Kernel):
             scheduler=TileScheduler.parse(v["scheduler"]),
         )
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # "cover_m": the least token padding first, then the largest tile; otherwise the largest
         # tile. Stream-K where the heuristic asks for it: fewer output tiles than SMs.
         tok, rows = self.tile.tokens, self.tile.rows
         if rule.get("tokens") == "cost":
-            # Fitted tiles by predicted time (waves x a cost per wave and k, K is the call's for
-            # all), the tiles the fit has no cost for after them in the "cover_m" order.
-            c = rule["cost_per_wave"].get(self.tile_key)
-            if c is not None:
-                return (0, self.waves(m, n, sms) * c, 0.0)
+            # Fitted tiles by predicted time (cost_features . the tile's fitted terms; without K,
+            # as for a call of unknown K, the fixed cost is left out), the tiles the fit has no
+            # terms for after them in the "cover_m" order.
+            terms = rule["cost_terms"].get(self.tile_key)
+            if terms is not None:
+                feats = self.cost_features(m, n, 1 if k is None else k, sms)
+                if k is None:
+                    feats = feats[:2] + (0.0,)
+                return (0, sum(f * t for f, t in zip(feats, terms)), 0.0)
             return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
         tiles = self.output_tiles(m, n)
         want_streamk = bool(rule.get("streamk_below_sm_count", False)) and tiles < sms
@@ -299,7 +312,7 @@ class GemvConfig(Kernel):
         return GEMV_CHUNK_K
 
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # The smallest token tile that takes m, then the rule's rows per warp and stages.
         return (self.max_m, self.rows_per_warp != rule.get("rows_per_warp", 16),
                 self.stages != rule.get("stages", 4))
@@ -397,7 +410,7 @@ class SkinnyConfig(Kernel):
             raise ValueError(outside)
         return cfg
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # The smallest token tile that takes m (tiles past m are skipped, but the ring is sized by
         # m and a larger tile spends registers), then the rule's K split, rows per warp and stages.
         return (self.max_m, self.k_warps != rule.get("k_warps", 1), self.mma != rule.get("mma", "sync"),
@@ -457,7 +470,7 @@ class Skinny80Config(Kernel):
         return SKINNY_CHUNK_K
 
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # As the skinny family's: the smallest token tile that takes m, then the rule's K split and stages.
         return (self.max_m, self.k_warps != rule.get("k_warps", 8), self.stages != rule.get("stages", 2))
 
@@ -535,7 +548,7 @@ class TiledConfig(Kernel):
         return self.stages * ((x + w + sz + 127) // 128 * 128)
 
 
-    def rank_key(self, m: int, n: int, sms: int, rule: dict) -> tuple:
+    def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # The fewest padded tokens (tokens computed past m in the last token tile), then more rows
         # and stages. Not measured on an SM80 GPU: at M <= 16 on the H200 (through the PTX) t64 r16
         # s4 was 1.5-1.7x faster than t128 r32 s3, at M = 1024-4096 t128 r32 s3 2x faster.

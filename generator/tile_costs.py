@@ -1,21 +1,22 @@
-"""Per-tile costs for the CUTLASS family's "cost" ranking, fitted from `bench --tactic all` results.
+"""Per-tile cost terms for the CUTLASS family's "cost" ranking, fitted from `bench --tactic all` results.
 
     python -m generator.tile_costs RESULTS.json ... [--heuristics heuristics.json --write-heuristics OUT.json]
 
-The model: a call takes waves x K x c(tile), with waves = KernelConfig.waves (whole waves of output
-tiles over the SMs, or stream-K's even share), K the layer's and c one constant per tile (the name
-without dtype and mode), fitted as the median of us / (waves x K) over every timed point. Only the
-ranking matters (K is the same for every tile of a call). Rows `--screen` did not time fully count
-with their screening time. Checked by leaving whole models out (benchmarks/selection_regret.py
---leave-models-out, benchmarks/NOTES.md); a test re-derives the shipped constants from the shipped
-results. The constants are per SM count: results of cards with different counts are refused.
+The model (KernelConfig.cost_features): a call takes a x K x waves + b x K x [stream-K with a
+partial wave] + c microseconds, waves = whole waves of output tiles over the SMs (persistent) or
+stream-K's even share (a fraction too), one (a, b, c) per tile (the name without dtype and mode),
+fitted by least squares of the relative error over every timed point of that tile. Rows `--screen`
+did not time fully count with their screening time. Checked by leaving whole models out
+(benchmarks/selection_regret.py --leave-models-out, benchmarks/NOTES.md); a test re-derives the
+shipped terms from the shipped results. The terms are per SM count: results of cards with
+different counts are refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import sys
 from collections import defaultdict
 
@@ -24,21 +25,50 @@ from .model import KernelConfig, parse_name
 
 RULE_TOKENS = "cost"
 SMS = {"H100": 132, "H200": 132}   # the cards bench results name, and their SM counts
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def fit(rows: list[dict], sms: int) -> dict[str, float]:
-    """{tile_key: median us / (waves x K)} over the CUTLASS rows of bench results (4 significant
-    digits, so the table reads and re-derives exactly)."""
-    ratios = defaultdict(list)
+def _solve(a: list[list[float]], y: list[float]) -> list[float]:
+    """Solve a x = y (small, symmetric positive definite) by Gaussian elimination with pivoting;
+    plain Python, so the fitted numbers do not depend on a numerics library's version."""
+    n = len(y)
+    m = [row[:] + [v] for row, v in zip(a, y)]
+    for i in range(n):
+        p = max(range(i, n), key=lambda r: abs(m[r][i]))
+        m[i], m[p] = m[p], m[i]
+        for r in range(i + 1, n):
+            f = m[r][i] / m[i][i]
+            for c in range(i, n + 1):
+                m[r][c] -= f * m[i][c]
+    x = [0.0] * n
+    for i in reversed(range(n)):
+        x[i] = (m[i][n] - sum(m[i][c] * x[c] for c in range(i + 1, n))) / m[i][i]
+    return x
+
+
+def fit(rows: list[dict], sms: int) -> dict[str, list[float]]:
+    """{tile_key: [a, b, c]} over the CUTLASS rows of bench results: the terms minimizing the sum of
+    squared relative errors (predicted / measured - 1). A term whose feature is zero at every point
+    of a tile (b for a persistent tile) is 0. 4 significant digits, so the table reads and
+    re-derives exactly."""
+    points = defaultdict(list)
     for r in rows:
         cfg = parse_name(r["tactic"])
         if not isinstance(cfg, KernelConfig):
             continue
-        ratios[cfg.tile_key].append(r["us"] / (cfg.waves(r["m"], r["n"], sms) * r["k"]))
-    return {key: float(f"{statistics.median(v):.4g}") for key, v in sorted(ratios.items())}
+        feats = cfg.cost_features(r["m"], r["n"], r["k"], sms)
+        points[cfg.tile_key].append([f / r["us"] for f in feats])
+    out = {}
+    for key, zs in sorted(points.items()):
+        used = [j for j in range(3) if any(z[j] for z in zs)]
+        ata = [[sum(z[i] * z[j] for z in zs) for j in used] for i in used]
+        aty = [sum(z[i] for z in zs) for i in used]
+        sol = dict(zip(used, _solve(ata, aty)))
+        out[key] = [float(f"{sol.get(j, 0.0):.4g}") for j in range(3)]
+    return out
 
 
-def fit_files(paths: list[str]) -> dict[str, float]:
+def fit_files(paths: list[str]) -> dict[str, list[float]]:
     rows, sms = [], set()
     for p in paths:
         with open(p) as f:
@@ -68,7 +98,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
     if len(rules) != 1:
         print(f"error: {args.heuristics} has {len(rules)} rules with tokens '{RULE_TOKENS}' (needs one)", file=sys.stderr)
         return 2
-    rules[0]["cost_per_wave"] = costs
+    rules[0].pop("cost_per_wave", None)
+    rules[0]["cost_terms"] = costs
+    rules[0]["fitted_from"] = sorted(os.path.relpath(p, REPO) for p in args.results)
     with open(args.write_heuristics or args.heuristics, "w") as f:
         f.write(heuristics_text(table))
     return 0

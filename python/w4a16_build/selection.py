@@ -113,7 +113,7 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     for sr in size_rules:
         fam = sorted((c for c in rest if c.family == sr["family"] and not (c.max_m and c.max_m < m)
                       and names_fit(c, sr)),
-                     key=lambda c: (c.rank_key(m, n, sms, sr), c.name))
+                     key=lambda c: (c.rank_key(m, n, sms, sr, k), c.name))
         ranked += [c.name for c in fam]
         rest = [c for c in rest if c.name not in set(ranked)]
     # The nearest measured shape needs K as well as N.
@@ -126,7 +126,7 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     def key(cfg):
         miss = (cfg.family != rule["family"]) + 2 * bool(cfg.max_m and cfg.max_m < m)
         fam = order.index(cfg.family) if cfg.family in order else len(order)
-        return (miss, fam, cfg.family, cfg.rank_key(m, n, sms, rule), cfg.name)
+        return (miss, fam, cfg.family, cfg.rank_key(m, n, sms, rule, k), cfg.name)
 
     tail = [cfg.name for cfg in sorted(rest, key=key)]
     if first in tail:

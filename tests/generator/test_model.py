@@ -138,5 +138,25 @@ def test_waves_of_a_tile():
     c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
     s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")
     assert c.waves(256, 128 * 133, 132) == 3.0 and c.waves(1, 128, 132) == 1.0   # 266 tiles: 3 waves
-    assert s.waves(256, 128 * 133, 132) == pytest.approx(266 / 132) and s.waves(1, 128, 132) == 1.0
+    # Stream-K: the even share, below one wave too (it splits K across SMs there).
+    assert s.waves(256, 128 * 133, 132) == pytest.approx(266 / 132) and s.waves(1, 128, 132) == pytest.approx(1 / 132)
     assert c.tile_key == "t128x128x128_c1x1_coop_persistent"
+
+
+def test_cost_features_and_the_cost_rank():
+    """The fitted time a K w + b K [stream-K partial wave] + c: a persistent tile has no partial
+    term; a stream-K tile has one unless its tiles fill whole waves; the fixed cost c counts only
+    when the call's K is known."""
+    c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")
+    assert c.cost_features(256, 128 * 133, 4096, 132) == (4096 * 3.0, 0.0, 1.0)
+    assert s.cost_features(256, 128 * 133, 4096, 132) == (pytest.approx(4096 * 266 / 132), 4096.0, 1.0)
+    assert s.cost_features(256, 128 * 132, 4096, 132) == (pytest.approx(4096 * 2.0), 0.0, 1.0)  # two whole waves
+    rule = {"tokens": "cost", "cost_terms": {c.tile_key: [0.006, 0.0, 2.0], s.tile_key: [0.0055, 0.001, 8.0]}}
+    # 264 tiles: persistent 2 waves, stream-K 2 waves without a partial one; stream-K's smaller a wins
+    # at large K, its larger fixed cost at small K.
+    assert s.rank_key(256, 128 * 132, 132, rule, k=8192) < c.rank_key(256, 128 * 132, 132, rule, k=8192)
+    assert c.rank_key(256, 128 * 132, 132, rule, k=256) < s.rank_key(256, 128 * 132, 132, rule, k=256)
+    assert c.rank_key(256, 128 * 132, 132, rule)[1] == pytest.approx(0.006 * 2.0)   # K unknown: per K, no c
+    other = parse_name("fp16_int4_groupwise_t64x16x128_c1x1_pingpong_persistent")
+    assert other.rank_key(256, 4096, 132, rule, k=4096)[0] == 1                      # no terms: after the fitted

@@ -1,0 +1,27 @@
+"""The selection's choice for each layer and M, computed offline by whichever tree is on PYTHONPATH
+(e.g. an older commit checked out with `git worktree add`), among one build's fp16 groupwise kernels
+(the kernel names a bench JSON of that build records), Hopper's own before the SM80 PTX as gemm()
+orders them on an H100/H200 (132 SMs):
+
+    PYTHONPATH=OLD/python:OLD python benchmarks/selection_picks.py SPEC M_LIST BENCH.json OUT.json
+
+benchmarks/same_round_picks.py then times those choices against the installed package's own.
+"""
+
+import json
+import sys
+from w4a16_build import selection
+from w4a16_build.schema import parse_name
+from w4a16_build.corpus import shapes as corpus_shapes
+spec, ms, build_json, out = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], sys.argv[3], sys.argv[4]
+names = json.load(open(build_json))["build"]["kernel_names"]
+cfgs = [parse_name(n) for n in names if n.startswith("fp16_int4_groupwise_")]
+picks = {}
+for k, n, labels in corpus_shapes(spec):
+    for m in ms:
+        ok = [c for c in cfgs if not (getattr(c, "max_m", 0) and c.max_m < m)]
+        order = selection.rank_by_heuristic(ok, m, n, 132, dtype="fp16", mode="groupwise", group=128, k=k)
+        order.sort(key=lambda t: "90a" not in parse_name(t).archs)
+        picks[f"{k}x{n}x{m}"] = order[0]
+json.dump(picks, open(out, "w"), indent=1)
+print(len(picks), "picks")
