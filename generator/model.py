@@ -549,10 +549,18 @@ class TiledConfig(Kernel):
 
 
     def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
-        # The fewest padded tokens (tokens computed past m in the last token tile), then more rows
-        # and stages. Not measured on an SM80 GPU: at M <= 16 on the H200 (through the PTX) t64 r16
-        # s4 was 1.5-1.7x faster than t128 r32 s3, at M = 1024-4096 t128 r32 s3 2x faster.
-        return (-m % self.tokens, -self.rows_per_warp, -self.stages)
+        # The fewest whole waves of CTAs over the SMs, then the most CTAs (the smaller tile while
+        # both fit the same waves), then the fewest padded tokens (computed past m in the last
+        # token tile), more rows and stages. Measured on the H200 through the PTX, not on an SM80
+        # GPU (benchmarks/NOTES.md, tenth session): t64 r16 s4 1.5-2x faster than t128 r32 s3
+        # while both fit one wave (M <= 128 on N = 4096, M <= 24 on N <= 16384), 1.2-2x slower
+        # where its CTAs take more waves (N >= 18432 at M <= 24, M >= 1024).
+        ctas = self.ctas(m, n)
+        return (-(-ctas // sms), -ctas, -m % self.tokens, -self.rows_per_warp, -self.stages)
+
+    def ctas(self, m: int, n: int) -> int:
+        """CTAs of a call: 8 warps of rows_per_warp rows each, times the token tiles of m."""
+        return -(-n // (8 * self.rows_per_warp)) * -(-m // self.tokens)
 
 
 # Every family, in the order generated files and lists show them. Everything else (manifest
