@@ -10,18 +10,28 @@ benchmarks/same_round_picks.py then times those choices against the installed pa
 
 import json
 import sys
+
 from w4a16_build import selection
 from w4a16_build.schema import parse_name
 from w4a16_build.corpus import shapes as corpus_shapes
-spec, ms, build_json, out = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], sys.argv[3], sys.argv[4]
-names = json.load(open(build_json))["build"]["kernel_names"]
-cfgs = [parse_name(n) for n in names if n.startswith("fp16_int4_groupwise_")]
-picks = {}
-for k, n, labels in corpus_shapes(spec):
-    for m in ms:
-        ok = [c for c in cfgs if not (getattr(c, "max_m", 0) and c.max_m < m)]
-        order = selection.rank_by_heuristic(ok, m, n, 132, dtype="fp16", mode="groupwise", group=128, k=k)
-        order.sort(key=lambda t: "90a" not in parse_name(t).archs)
-        picks[f"{k}x{n}x{m}"] = order[0]
-json.dump(picks, open(out, "w"), indent=1)
-print(len(picks), "picks")
+
+
+def main(argv):
+    spec, ms, build_json, out = argv[0], [int(v) for v in argv[1].split(",")], argv[2], argv[3]
+    with open(build_json) as f:
+        names = json.load(f)["build"]["kernel_names"]
+    cfgs = [parse_name(n) for n in names if n.startswith("fp16_int4_groupwise_")]
+    picks = {}
+    for k, n, labels in corpus_shapes(spec):
+        for m in ms:
+            ok = [c for c in cfgs if not (getattr(c, "max_m", 0) and c.max_m < m)]
+            order = selection.rank_by_heuristic(ok, m, n, 132, dtype="fp16", mode="groupwise", group=128, k=k)
+            order.sort(key=lambda t: "90a" not in parse_name(t).archs)
+            picks[f"{k}x{n}x{m}"] = order[0]
+    with open(out, "w") as f:
+        json.dump(picks, f, indent=1)
+    print(len(picks), "picks")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -28,14 +28,22 @@ SMS = {"H100": 132, "H200": 132}   # the cards bench results name, and their SM 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _solve(a: list[list[float]], y: list[float]) -> list[float]:
-    """Solve a x = y (small, symmetric positive definite) by Gaussian elimination with pivoting;
-    plain Python, so the fitted numbers do not depend on a numerics library's version."""
+SINGULAR = 1e-9   # a pivot this small, relative to the (unit) diagonal: the points do not pin the terms
+
+
+def _solve(a: list[list[float]], y: list[float]) -> list[float] | None:
+    """Solve a x = y (small, symmetric positive semi-definite) by Gaussian elimination with
+    pivoting, or None where it is singular; plain Python, so the fitted numbers do not depend on a
+    numerics library's version. The columns are scaled to a unit diagonal first, so that one
+    threshold fits features of any size."""
     n = len(y)
-    m = [row[:] + [v] for row, v in zip(a, y)]
+    s = [abs(a[i][i]) ** 0.5 or 1.0 for i in range(n)]
+    m = [[a[i][j] / (s[i] * s[j]) for j in range(n)] + [y[i] / s[i]] for i in range(n)]
     for i in range(n):
         p = max(range(i, n), key=lambda r: abs(m[r][i]))
         m[i], m[p] = m[p], m[i]
+        if abs(m[i][i]) < SINGULAR:
+            return None
         for r in range(i + 1, n):
             f = m[r][i] / m[i][i]
             for c in range(i, n + 1):
@@ -43,14 +51,36 @@ def _solve(a: list[list[float]], y: list[float]) -> list[float]:
     x = [0.0] * n
     for i in reversed(range(n)):
         x[i] = (m[i][n] - sum(m[i][c] * x[c] for c in range(i + 1, n))) / m[i][i]
-    return x
+    return [v / si for v, si in zip(x, s)]
+
+
+def fit_tile(zs: list[list[float]]) -> list[float] | None:
+    """The terms of one tile from its points' features divided by their times (least squares of
+    the relative error), every term >= 0: a term that comes out negative is dropped (set to 0) and
+    the rest refitted. None when the points cannot pin the terms: fewer than two more points than
+    terms, or features that are proportional (e.g. every stream-K point at one shape)."""
+    active = [j for j in range(3) if any(z[j] for z in zs)]
+    while active:
+        if len(zs) < len(active) + 2:
+            return None
+        ata = [[sum(z[i] * z[j] for z in zs) for j in active] for i in active]
+        aty = [sum(z[i] for z in zs) for i in active]
+        sol = _solve(ata, aty)
+        if sol is None:
+            return None
+        terms = dict(zip(active, sol))
+        worst = min(active, key=lambda j: terms[j])
+        if terms[worst] >= 0:
+            return [float(f"{terms.get(j, 0.0):.4g}") for j in range(3)]
+        active.remove(worst)
+    return None
 
 
 def fit(rows: list[dict], sms: int) -> dict[str, list[float]]:
-    """{tile_key: [a, b, c]} over the CUTLASS rows of bench results: the terms minimizing the sum of
-    squared relative errors (predicted / measured - 1). A term whose feature is zero at every point
-    of a tile (b for a persistent tile) is 0. 4 significant digits, so the table reads and
-    re-derives exactly."""
+    """{tile_key: [a, b, c]} over the CUTLASS rows of bench results (fit_tile; a tile whose points
+    cannot pin its terms is left out, and ranks after the fitted ones). A term whose feature is zero
+    at every point of a tile (b for a persistent tile) is 0. 4 significant digits, so the table
+    reads and re-derives exactly."""
     points = defaultdict(list)
     for r in rows:
         cfg = parse_name(r["tactic"])
@@ -60,11 +90,11 @@ def fit(rows: list[dict], sms: int) -> dict[str, list[float]]:
         points[cfg.tile_key].append([f / r["us"] for f in feats])
     out = {}
     for key, zs in sorted(points.items()):
-        used = [j for j in range(3) if any(z[j] for z in zs)]
-        ata = [[sum(z[i] * z[j] for z in zs) for j in used] for i in used]
-        aty = [sum(z[i] for z in zs) for i in used]
-        sol = dict(zip(used, _solve(ata, aty)))
-        out[key] = [float(f"{sol.get(j, 0.0):.4g}") for j in range(3)]
+        terms = fit_tile(zs)
+        if terms is None:
+            print(f"tile_costs: {key}: {len(zs)} points do not pin its terms; left out", file=sys.stderr)
+            continue
+        out[key] = terms
     return out
 
 

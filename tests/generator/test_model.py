@@ -152,6 +152,7 @@ def test_cost_features_and_the_cost_rank():
     assert c.cost_features(256, 128 * 133, 4096, 132) == (4096 * 3.0, 0.0, 1.0)
     assert s.cost_features(256, 128 * 133, 4096, 132) == (pytest.approx(4096 * 266 / 132), 4096.0, 1.0)
     assert s.cost_features(256, 128 * 132, 4096, 132) == (pytest.approx(4096 * 2.0), 0.0, 1.0)  # two whole waves
+    assert s.cost_features(1, 128, 4096, 132) == (pytest.approx(4096 / 132), 4096.0, 1.0)      # one tile: split K
     rule = {"tokens": "cost", "cost_terms": {c.tile_key: [0.006, 0.0, 2.0], s.tile_key: [0.0055, 0.001, 8.0]}}
     # 264 tiles: persistent 2 waves, stream-K 2 waves without a partial one; stream-K's smaller a wins
     # at large K, its larger fixed cost at small K.

@@ -19,20 +19,80 @@ def test_the_shipped_tile_costs_re_derive_from_the_shipped_results(repo_root):
     assert "fitted_from" in rule["why"]
 
 
+SK = "fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk"
+PERSISTENT = "fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent"
+# (K, N, M): stream-K with partial waves, one with two whole waves (264 tiles on 132 SMs), few tiles.
+SHAPES = [(2048, 2304, 200), (4096, 5120, 512), (8192, 14336, 1024), (3072, 9216, 96), (5120, 35840, 256),
+          (4096, 128 * 132, 256), (14336, 5120, 96)]
+
+
+def rows_of(tactic, terms, shapes=SHAPES, noise=None):
+    from generator.model import parse_name
+
+    cfg, out = parse_name(tactic), []
+    for i, (k, n, m) in enumerate(shapes):
+        f = cfg.cost_features(m, n, k, 132)
+        us = sum(a * b for a, b in zip(terms, f)) * (noise[i] if noise else 1.0)
+        out.append(dict(tactic=tactic, k=k, n=n, m=m, us=us))
+    return out
+
+
 def test_the_fit_recovers_known_terms():
-    """Rows made from known (a, b, c) per tile are fitted back to them (least squares, relative
-    error); a persistent tile's partial-wave term is 0."""
+    """Rows made from known (a, b, c) per tile, stream-K at partial and whole waves, are fitted back
+    to them; a persistent tile's partial-wave term is 0."""
     from generator import tile_costs
     from generator.model import parse_name
 
-    truth = {"fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk": (0.0065, 0.001, 7.5),
-             "fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent": (0.0059, 0.0, 2.0)}
-    rows = []
-    for t, (a, b, c) in truth.items():
-        cfg = parse_name(t)
-        for k, n, m in [(2048, 2304, 200), (4096, 5120, 512), (8192, 14336, 1024), (3072, 9216, 96), (5120, 35840, 256)]:
-            f = cfg.cost_features(m, n, k, 132)
-            rows.append(dict(tactic=t, k=k, n=n, m=m, us=a * f[0] + b * f[1] + c * f[2]))
-    got = tile_costs.fit(rows, 132)
+    truth = {SK: (0.0065, 0.001, 7.5), PERSISTENT: (0.0059, 0.0, 2.0)}
+    got = tile_costs.fit(rows_of(SK, truth[SK]) + rows_of(PERSISTENT, truth[PERSISTENT]), 132)
     for t, want in truth.items():
         assert got[parse_name(t).tile_key] == pytest.approx(list(want), rel=1e-3, abs=1e-9)
+
+
+def test_the_fit_weighs_relative_errors():
+    """One small call 30% slow must not pull the terms the way an absolute fit would (it has the
+    smallest time, so a relative fit counts it as much as the others, an absolute one hardly):
+    the fitted fixed cost moves by what the relative least squares says, checked against a direct
+    minimization of the relative error over a grid."""
+    from generator import tile_costs
+    from generator.model import parse_name
+
+    noise = [1.3, 1, 1, 1, 1, 1, 1]          # the first shape is the smallest call
+    rows = rows_of(PERSISTENT, (0.0059, 0.0, 2.0), noise=noise)
+    a, _, c = tile_costs.fit(rows, 132)[parse_name(PERSISTENT).tile_key]
+    cfg = parse_name(PERSISTENT)
+
+    def rel_sse(a_, c_):
+        return sum(((a_ * cfg.cost_features(r["m"], r["n"], r["k"], 132)[0] + c_) / r["us"] - 1) ** 2 for r in rows)
+
+    def abs_sse(a_, c_):
+        return sum((a_ * cfg.cost_features(r["m"], r["n"], r["k"], 132)[0] + c_ - r["us"]) ** 2 for r in rows)
+
+    near = [(a * (1 + da), c + dc) for da in (-0.01, 0, 0.01) for dc in (-0.5, 0, 0.5) if (da, dc) != (0, 0)]
+    assert all(rel_sse(a, c) <= rel_sse(*p) for p in near)      # a minimum of the relative error
+    assert any(abs_sse(a, c) > abs_sse(*p) for p in near)       # not of the absolute one
+
+
+def test_a_negative_term_is_dropped_and_the_rest_refitted():
+    """Times that fall with fewer waves than the model allows would fit a negative fixed cost,
+    which would rank that tile first on small calls: the term is set to 0 and a refitted."""
+    from generator import tile_costs
+    from generator.model import parse_name
+
+    got = tile_costs.fit(rows_of(PERSISTENT, (0.006, 0.0, -3.0)), 132)[parse_name(PERSISTENT).tile_key]
+    assert got[2] == 0.0 and got[0] > 0 and got[1] == 0.0
+
+
+def test_points_that_cannot_pin_the_terms_leave_the_tile_out(capsys):
+    """One point, or stream-K points all at one shape (its features proportional), leave the tile
+    out of the table (it then ranks after the fitted tiles) instead of dividing by zero or fitting
+    absurd terms."""
+    from generator import tile_costs
+    from generator.model import parse_name
+
+    one = rows_of(PERSISTENT, (0.006, 0.0, 2.0), shapes=SHAPES[:1])
+    same_shape = [dict(r, k=r["k"] * s, us=r["us"] * s) for r in rows_of(SK, (0.0065, 0.001, 0.0), shapes=SHAPES[:1])
+                  for s in (1, 2, 3, 4)]
+    got = tile_costs.fit(one + same_shape, 132)
+    assert parse_name(PERSISTENT).tile_key not in got and parse_name(SK).tile_key not in got
+    assert "do not pin its terms" in capsys.readouterr().err
