@@ -8,9 +8,9 @@
 # path), W4A16_BUILD_JOBS from the core count, and keeps the wheel in OUT_DIR (needs the build
 # requirements installed: nvidia-cutlass==4.2.0.0, scikit-build-core, cmake, ninja, pybind11).
 # Then installs the wheel and runs the GPU suite unforced and with W4A16_FORCE_SM80=1 (four pytest
-# processes on the one GPU where pytest-xdist is installed), memcheck of the skinny80 and tiled kernels without the caching
-# allocator, and racecheck of one skinny80 kernel. Each step's output is in OUT_DIR; the exit
-# status is the first failing step's.
+# processes on the one GPU where pytest-xdist is installed), memcheck of the skinny80 and tiled
+# kernels without the caching allocator, and racecheck of one skinny80 kernel. Each step's output
+# is in OUT_DIR; the exit status is the first failing step's.
 set -uo pipefail
 out=${1:?usage: bash tests/gpu_check.sh OUT_DIR [WHEEL]}
 mkdir -p "$out"
