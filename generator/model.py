@@ -551,10 +551,13 @@ class TiledConfig(Kernel):
     def rank_key(self, m: int, n: int, sms: int, rule: dict, k: int | None = None) -> tuple:
         # The fewest whole waves of CTAs over the SMs, then the most CTAs (the smaller tile while
         # both fit the same waves), then the fewest padded tokens (computed past m in the last
-        # token tile), more rows and stages. Measured on the H200 through the PTX, not on an SM80
-        # GPU (benchmarks/NOTES.md, tenth session): t64 r16 s4 1.5-2x faster than t128 r32 s3
-        # while both fit one wave (M <= 128 on N = 4096, M <= 24 on N <= 16384), 1.2-2x slower
-        # where its CTAs take more waves (N >= 18432 at M <= 24, M >= 1024).
+        # token tile), more rows and stages. Measured only between t64 r16 s4 and t128 r32 s3, on
+        # the H200's 132 SMs through the PTX, not on an SM80 GPU (benchmarks/NOTES.md, tenth
+        # session): where both fit one wave t64 r16 was 1.5-2x faster at M <= 16 and 1.14-1.35x at
+        # M = 24-32 (2x at M = 128 on N = 4096); with more waves than t128 r32 it was 1.2-2x slower
+        # (N >= 18432 at M <= 24, M >= 1024), except 2-8% faster at N = 37888 and 49152, M <= 16.
+        # It counts one resident CTA per SM (a card that holds two of the smaller tile per SM would
+        # favour it more) and is extrapolated to the other tiles of `full` and to other SM counts.
         ctas = self.ctas(m, n)
         return (-(-ctas // sms), -ctas, -m % self.tokens, -self.rows_per_warp, -self.stages)
 

@@ -14,6 +14,9 @@
 set -uo pipefail
 out=${1:?usage: bash tests/gpu_check.sh OUT_DIR [WHEEL]}
 mkdir -p "$out"
+out=$(realpath "$out")
+whl=${2:+$(realpath "$2")}
+cd "$(dirname "$0")/.."
 rc=0
 step() {  # step NAME CMD...: run, keep the output, remember the first failure
   local name=$1; shift
@@ -22,17 +25,16 @@ step() {  # step NAME CMD...: run, keep the output, remember the first failure
   local r=$?
   echo "$name: rc=$r, $(( $(date +%s) - start )) s; $(tail -n 1 "$out/$name.txt")"
   [ $r -ne 0 ] && [ $rc -eq 0 ] && rc=$r
-  return 0
+  return $r
 }
-whl=${2:-}
 if [ -z "$whl" ]; then
+  rm -f "$out"/w4a16_build-*.whl   # test the wheel built now, never an older one left there
   W4A16_BUILD_JOBS=${W4A16_BUILD_JOBS:-$(nproc)} W4A16_MANIFEST=default \
     W4A16_CUDA_ARCHS="80-real;80-virtual;90a-real" \
-    step build python3 -m pip wheel -v --no-build-isolation --no-deps -w "$out" .
-  whl=$(ls "$out"/w4a16_build-*.whl 2>/dev/null | head -n 1)
-  [ -n "$whl" ] || { echo "no wheel built (see $out/build.txt)"; exit 1; }
+    step build python3 -m pip wheel -v --no-build-isolation --no-deps -w "$out" . || exit 1
+  whl=$(ls "$out"/w4a16_build-*.whl)
 fi
-python3 -m pip install -q --no-deps --force-reinstall "$whl" || exit 1
+step install python3 -m pip install --no-deps --force-reinstall "$whl" || exit 1
 xdist=""
 python3 -c "import xdist" 2>/dev/null && xdist="-n 4"   # pytest-xdist where installed
 step unforced python3 -m pytest -q -p no:cacheprovider tests -m gpu -rfEs $xdist
