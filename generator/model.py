@@ -241,10 +241,9 @@ class KernelConfig(Kernel):
             # terms for after them in the "cover_m" order.
             terms = rule["cost_terms"].get(self.tile_key)
             if terms is not None:
-                feats = self.cost_features(m, n, 1 if k is None else k, sms)
-                if k is None:
-                    feats = feats[:2] + (0.0,)
-                return (0, sum(f * t for f, t in zip(feats, terms)), 0.0)
+                per_k, partial, _ = self.cost_features(m, n, 1 if k is None else k, sms)
+                fixed = 0.0 if k is None else terms[2]
+                return (0, terms[0] * per_k + terms[1] * partial + fixed, 0.0)
             return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
         tiles = self.output_tiles(m, n)
         want_streamk = bool(rule.get("streamk_below_sm_count", False)) and tiles < sms
@@ -541,7 +540,7 @@ class TiledConfig(Kernel):
     @property
     def smem_bytes(self) -> int:
         """Shared memory of its stages (gemv/tiled_kernel.cuh StageLayout)."""
-        rows = 128 * self.row_blocks_per_warp
+        rows = self.cta_rows
         x = self.tokens * (SKINNY_CHUNK_K + 8) * 2
         w = 8 * self.row_blocks_per_warp * 512
         sz = 0 if self.mode == QuantMode.PER_COLUMN else rows * 2 * (2 if self.mode == QuantMode.GROUPWISE_ZERO else 1)
@@ -561,9 +560,14 @@ class TiledConfig(Kernel):
         ctas = self.ctas(m, n)
         return (-(-ctas // sms), -ctas, -m % self.tokens, -self.rows_per_warp, -self.stages)
 
+    @property
+    def cta_rows(self) -> int:
+        """Output rows of a CTA: its 8 warps (gemv/tiled_kernel.cuh kRows)."""
+        return GEMV_WARPS * self.rows_per_warp
+
     def ctas(self, m: int, n: int) -> int:
-        """CTAs of a call: 8 warps of rows_per_warp rows each, times the token tiles of m."""
-        return -(-n // (8 * self.rows_per_warp)) * -(-m // self.tokens)
+        """CTAs of a call (gemv/tiled_launch.cuh's grid): row groups times token tiles of m."""
+        return -(-n // self.cta_rows) * -(-m // self.tokens)
 
 
 # Every family, in the order generated files and lists show them. Everything else (manifest
