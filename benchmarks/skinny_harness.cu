@@ -6,7 +6,8 @@
 //   ./skinny_harness check                 every variant below against an fp32 reference, odd M and shapes
 //   ./skinny_harness bench NxK [NxK ...]   fp16 groupwise g128: µs and weight GB/s per M, CUDA graphs
 //                                          over rotating weight copies (>= 300 MB: cold L2);
-//                                          HARNESS_M=1,16 sets the M list
+//                                          HARNESS_M=1,16 sets the M list, HARNESS_ONLY=kw8,r32
+//                                          the variants (parts of their names)
 //   ./skinny_harness one VARIANT NxK M     one warm-up and one call (for ncu)
 //
 // The product's own benchmark (python -m w4a16_build.bench) is what the targets are judged by;
@@ -180,6 +181,19 @@ int main(int argc, char** argv) {
     cudaEventRecord(e1); cudaEventSynchronize(e1); float ms_; cudaEventElapsedTime(&ms_, e0, e1);
     printf("d2d copy: %.0f GB/s (read+write)\n", 2.0 * bytes * 5 / ms_ / 1e6); cudaFree(a); cudaFree(b);
   }
+  // HARNESS_ONLY=kw8,m16_r16: only the variants whose names hold one of these parts.
+  auto wanted = [](const std::string& name) {
+    const char* e = std::getenv("HARNESS_ONLY");
+    if (e == nullptr || *e == 0) return true;
+    std::string list(e);
+    for (size_t a = 0; a <= list.size();) {
+      size_t b = list.find(',', a);
+      if (b == std::string::npos) b = list.size();
+      if (b > a && name.find(list.substr(a, b - a)) != std::string::npos) return true;
+      a = b + 1;
+    }
+    return false;
+  };
   cudaStream_t stream; CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   for (auto [n, k] : shapes) {
     const int g = 128; long wbytes = (long)(n + 15) / 16 * 16 * k / 2;
@@ -193,7 +207,7 @@ int main(int argc, char** argv) {
     for (int m : ms) {
       printf("m=%3d", m);
       for (auto& v : vs) {
-        if (v.dtype != 0 || v.mode != 1 || m > v.max_m) continue;
+        if (v.dtype != 0 || v.mode != 1 || m > v.max_m || !wanted(v.name)) continue;
         GemmArgs a; a.m = m; a.n = n; a.k = k; a.group_size = g; a.x = x; a.out = out; a.stream = stream; a.sm_count = sms;
         const int reps = 4 * copies;
         cudaGraph_t graph; cudaGraphExec_t exec;

@@ -72,16 +72,26 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
     return near["tactic"]
 
 
+SIZE_KEYS = ("max_nk", "max_n", "min_k", "min_n")
+
+
+def is_size_rule(rule: dict) -> bool:
+    """A rule bounded by the layer's size (max_nk: N * K, max_n: N; min_k, min_n: K, N from below)."""
+    return any(key in rule for key in SIZE_KEYS)
+
+
 def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
     """The rules of the table that cover the call, in table order: m_max (and m_min, where a rule
-    has one) cover m and, where a rule has them, max_nk (an upper bound on N * K) and max_n (on N) cover the layer: a size rule,
-    which needs K. The last one has no size bound (the table's last rule covers every M)."""
+    has one) cover m and, where a rule has them, max_nk (an upper bound on N * K), max_n (on N),
+    min_k and min_n (lower bounds on K and N) cover the layer: a size rule, which needs K. The
+    last one has no size bound (the table's last rule covers every M)."""
     out = []
     for r in heuristic_table()["rules"]:
         if (r["m_max"] is not None and m > r["m_max"]) or m < r.get("m_min", 1):
             continue
-        if "max_nk" in r or "max_n" in r:
-            if k is not None and n * k <= r.get("max_nk", n * k) and n <= r.get("max_n", n):
+        if is_size_rule(r):
+            if (k is not None and n * k <= r.get("max_nk", n * k) and n <= r.get("max_n", n)
+                    and k >= r.get("min_k", 0) and n >= r.get("min_n", 0)):
                 out.append(r)
             continue
         out.append(r)

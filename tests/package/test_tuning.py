@@ -3,14 +3,15 @@
 import json
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 from w4a16_build.tune_cache import FORMAT, TuneCache, make_key  # noqa: E402
-from w4a16_build.selection import (BUCKETS, bucket_for, heuristic_table, pick_bucket,  # noqa: E402
-                                   rank_by_heuristic)
+from w4a16_build.selection import (BUCKETS, bucket_for, heuristic_table, is_size_rule,  # noqa: E402
+                                   pick_bucket, rank_by_heuristic)
 from w4a16_build.schema import parse_name  # noqa: E402
 from w4a16_build.tuning import KEEP_MARGIN, choose, decide_bucket  # noqa: E402
 
@@ -158,7 +159,7 @@ def test_heuristic_table_is_measured_and_ordered():
     assert "Measured rows" in t["status"] and "not fitted" in t["status"]
     assert len(t["measured"]) == 6 * 6 * 12  # (dtype, mode) x shape set x M list of the sweep
     assert t["rules"][-1]["m_max"] is None
-    caps = [r["m_max"] for r in t["rules"][:-1] if "max_nk" not in r and "max_n" not in r]  # size rules come first
+    caps = [r["m_max"] for r in t["rules"][:-1] if not is_size_rule(r)]  # size rules come first
     assert caps == sorted(caps)
 
 
@@ -221,6 +222,44 @@ def test_a_size_rule_ranks_only_the_kernels_it_names():
     assert order(1, 14336, 4096)[0] not in ("s16", "s64")
     # The older rule names rows_per_warp 16 and stages 4: the m16 and m64 cluster-form kernels.
     assert order(3, 2048, 2048)[:2] == ["s16", "s64"]
+
+
+def test_wide_layers_at_m1_take_the_warp_split_kernel_or_the_gemv_with_32_rows():
+    """Issue 15 (eleventh session, H200 fp16 g128, benchmarks/NOTES.md "Wide layers at M = 1"):
+    past N = 20000 the measured rows chose the GEMV with 16 rows per warp on every layer, which was
+    the slowest of three on 25 of 27 wide layers. At M = 1, K >= 3584 and N <= 60000 the warp-split
+    kernel is first; on the other wide layers (LM heads, K < 3584) the GEMV with 32 rows per warp
+    and 4 stages. M >= 2 and layers with N <= 20000 keep their rules."""
+    no_wsplit = [c for c in KS if SHORT[c.name] != "w8"]
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    assert ranked(1, 57344, 132, k=8192, **kw)[0] == "w8"          # the shape set's 8192 x 57344
+    assert ranked(1, 28672, 132, k=4096, **kw)[0] == "w8"
+    assert ranked(1, 28672, 132, k=3584, **kw)[0] == "w8"          # min_k is inclusive
+    assert ranked(1, 32064, 132, k=3072, **kw)[0] == "g8r32"       # K below the bound
+    assert ranked(1, 64000, 132, k=7168, **kw)[0] == "g8r32"       # N past the bound
+    assert ranked(1, 151936, 132, k=896, **kw)[0] == "g8r32"       # an LM head
+    assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"           # N <= 20000: the older rule
+    assert ranked(2, 57344, 132, k=8192, **kw)[0] == "g8r16"       # M = 2: the measured rows
+    assert ranked(1, 57344, 132, **kw)[0] != "w8"                  # no K: a size rule cannot apply
+    # Without the warp-split kernel the GEMV rule takes the wide layers it would have had.
+    assert SHORT[rank_by_heuristic(no_wsplit, 1, 57344, 132, k=8192, **kw)[0]] == "g8r32"
+
+
+def test_a_size_rule_may_bound_k_from_below():
+    """min_k (min_n) makes a rule a size rule on its own and covers K >= min_k (N >= min_n) only."""
+    from w4a16_build import selection
+    rules = [{"m_max": 1, "min_k": 4096, "family": "skinny", "why": "t"},
+             {"m_max": None, "family": "cutlass", "why": "t"}]
+    with mock.patch.object(selection, "heuristic_table", return_value={"rules": rules}):
+        assert selection.matching_rules(1, 100, 4096) == rules
+        assert selection.matching_rules(1, 100, 4095) == rules[1:]
+        assert selection.matching_rules(1, 100, None) == rules[1:]   # no K: the size rule cannot apply
+        assert selection.matching_rules(2, 100, 8192) == rules[1:]
+        assert selection.is_size_rule(rules[0]) and not selection.is_size_rule(rules[1])
+    rules = [{"m_max": 1, "min_n": 20001, "family": "gemv", "why": "t"}, rules[1]]
+    with mock.patch.object(selection, "heuristic_table", return_value={"rules": rules}):
+        assert selection.matching_rules(1, 20001, 64) == rules
+        assert selection.matching_rules(1, 20000, 64) == rules[1:]
 
 
 def test_the_warp_split_skinny_kernel_takes_the_smallest_m():
