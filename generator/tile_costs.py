@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
     if len(rules) != 1:
         print(f"error: {args.heuristics} has {len(rules)} rules with tokens '{RULE_TOKENS}' (needs one)", file=sys.stderr)
         return 2
-    rules[0].pop("cost_per_wave", None)
     rules[0]["cost_terms"] = costs
     rules[0]["fitted_from"] = sorted(os.path.relpath(p, REPO) for p in args.results)
     with open(args.write_heuristics or args.heuristics, "w") as f:

@@ -125,7 +125,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
                       and names_fit(c, sr)),
                      key=lambda c: (c.rank_key(m, n, sms, sr, k), c.name))
         ranked += [c.name for c in fam]
-        rest = [c for c in rest if c.name not in set(ranked)]
+        taken = set(ranked)
+        rest = [c for c in rest if c.name not in taken]
     # The nearest measured shape needs K as well as N.
     # A rule with measured_max_distance (the "cost" rule) takes a measured row only that near.
     first = (measured_choice(dtype, mode, group, n, k, m, rule.get("measured_max_distance"))
