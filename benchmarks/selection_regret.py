@@ -5,13 +5,15 @@ compiles), and its first is compared with the fastest of them.
 
     python benchmarks/selection_regret.py NAME_REGEX results/tokens_sweep_h200_fp16_*.json
     python benchmarks/selection_regret.py --leave-models-out NAME_REGEX results/tokens_sweep_h200_fp16_*.json
+    python benchmarks/selection_regret.py --fit-on A.json,B.json NAME_REGEX C.json D.json
 
 Prints the share of points where the heuristic's choice is within 5% of the best and the worst
 ratio, per M and overall (issue 16, item 4's test: >= 90% within 5%, none worse than 15%). Times
 are the JSON's as derive reads them (generator/derive.py load_points; `--screen` rows count with
 their short screening time). With --leave-models-out (one model per file), each file's points are
 ranked with the table's "cost" rule refitted (generator/tile_costs.py) on the other files only: the
-fitted rule checked on models left out of its fit. Without it, the models of the JSONs must be left
+fitted rule checked on models left out of its fit. With --fit-on, the rule is refitted on the
+comma-separated files and checked on the others (models in no fit). Without either, the models of the JSONs must be left
 out of whatever the table was derived from for this to be a validation.
 """
 
@@ -28,10 +30,11 @@ from w4a16_build import selection
 from w4a16_build.schema import parse_name
 
 
-def table_fitted_without(files: list[str], left_out: str) -> dict:
+def table_fitted_on(files: list[str]) -> dict:
+    """The heuristic table with its "cost" rule refitted (terms and residuals) on these files."""
     t = copy.deepcopy(selection.heuristic_table())
     rule = next(r for r in t["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
-    rule["cost_terms"] = tile_costs.fit_files([f for f in files if f != left_out])
+    rule.update(tile_costs.fitted(files))
     return t
 
 
@@ -58,12 +61,18 @@ def regret(f: str, keep) -> dict[int, list[float]]:
 
 def main(argv: list[str]) -> None:
     lomo = argv[0] == "--leave-models-out"
-    pattern, files = (argv[1], argv[2:]) if lomo else (argv[0], argv[1:])
+    fit_on = argv[1].split(",") if argv[0] == "--fit-on" else None
+    if lomo:
+        argv = argv[1:]
+    elif fit_on:
+        argv = argv[2:]
+    pattern, files = argv[0], argv[1:]
     keep = re.compile(pattern)
     per_m = collections.defaultdict(list)
     for f in files:
-        if lomo:
-            with mock.patch.object(selection, "heuristic_table", lambda t=table_fitted_without(files, f): t):
+        if lomo or fit_on:
+            table = table_fitted_on(fit_on or [g for g in files if g != f])
+            with mock.patch.object(selection, "heuristic_table", lambda t=table: t):
                 got = regret(f, keep)
         else:
             got = regret(f, keep)

@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any, ClassVar
 
-from . import rules
+from . import cost_residuals, rules
 from .axes import (CLUSTERS, TILE_K, TILE_ROWS, TILE_TOKENS, WEIGHT, Cluster, DType, QuantMode, Schedule, Tile,
                    TileScheduler)
 
@@ -238,12 +238,19 @@ class KernelConfig(Kernel):
         if rule.get("tokens") == "cost":
             # Fitted tiles by predicted time (cost_features . the tile's fitted terms; without K,
             # as for a call of unknown K, the fixed cost is left out), the tiles the fit has no
-            # terms for after them in the "cover_m" order.
+            # terms for after them in the "cover_m" order. With K and a table of residuals, the
+            # log of that time plus the tile's residuals near the call (generator/cost_residuals.py).
             terms = rule["cost_terms"].get(self.tile_key)
             if terms is not None:
                 per_k, partial, _ = self.cost_features(m, n, 1 if k is None else k, sms)
                 fixed = 0.0 if k is None else terms[2]
-                return (0, terms[0] * per_k + terms[1] * partial + fixed, 0.0)
+                time = terms[0] * per_k + terms[1] * partial + fixed
+                if k is None or "residual_points" not in rule:
+                    return (0, time, 0.0)
+                res = rule["cost_residuals"].get(self.tile_key)
+                near = 0.0 if res is None else cost_residuals.correction(
+                    rule["residual_points"], res, m, n, k, rule["residual_neighbours"], rule["residual_scale"])
+                return (0, math.log(max(time, 1e-9)) + near, 0.0)
             return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
         tiles = self.output_tiles(m, n)
         want_streamk = bool(rule.get("streamk_below_sm_count", False)) and tiles < sms

@@ -6,9 +6,11 @@ The model (KernelConfig.cost_features): a call takes a x K x waves + b x K x [st
 partial wave] + c microseconds, waves = whole waves of output tiles over the SMs (persistent) or
 stream-K's even share (a fraction too), one (a, b, c) per tile (the name without dtype and mode),
 fitted by least squares of the relative error over every timed point of that tile. Rows `--screen`
-did not time fully count with their screening time. Checked by leaving whole models out
+did not time fully count with their screening time. With --heuristics it also writes each tile's
+residuals, log(measured / fitted time) at every measured (M, N, K) (residual_points,
+cost_residuals), which generator/cost_residuals.py turns into a correction near those shapes. Checked by leaving whole models out
 (benchmarks/selection_regret.py --leave-models-out, benchmarks/NOTES.md); a test re-derives the
-shipped terms from the shipped results. The terms are per SM count: results of cards with
+shipped terms and residuals from the shipped results. The terms are per SM count: results of cards with
 different counts are refused.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections import defaultdict
@@ -98,7 +101,8 @@ def fit(rows: list[dict], sms: int) -> dict[str, list[float]]:
     return out
 
 
-def fit_files(paths: list[str]) -> dict[str, list[float]]:
+def load_rows(paths: list[str]) -> tuple[list[dict], int]:
+    """The rows of bench results and their cards' SM count (one count for all)."""
     rows, sms = [], set()
     for p in paths:
         with open(p) as f:
@@ -109,7 +113,39 @@ def fit_files(paths: list[str]) -> dict[str, list[float]]:
         sms.add(SMS[d["card"]])
     if len(sms) != 1:
         raise SystemExit(f"error: results from cards with different SM counts: {sorted(sms)}")
-    return fit(rows, sms.pop())
+    return rows, sms.pop()
+
+
+def fit_files(paths: list[str]) -> dict[str, list[float]]:
+    return fit(*load_rows(paths))
+
+
+def residuals(rows: list[dict], terms: dict[str, list[float]], sms: int) -> tuple[list[list[int]], dict]:
+    """(points, {tile_key: [residual or None per point]}): every (M, N, K) the rows timed, sorted,
+    and each fitted tile's log(measured / fitted time) there, the mean over the rows of that point
+    (several models share layer shapes), 2 decimals (generator/cost_residuals.py reads them)."""
+    acc = defaultdict(list)
+    for r in rows:
+        cfg = parse_name(r["tactic"])
+        if not isinstance(cfg, KernelConfig) or cfg.tile_key not in terms:
+            continue
+        t = terms[cfg.tile_key]
+        fitted = sum(a * b for a, b in zip(t, cfg.cost_features(r["m"], r["n"], r["k"], sms)))
+        acc[(cfg.tile_key, r["m"], r["n"], r["k"])].append(math.log(r["us"] / max(fitted, 1e-9)))
+    points = sorted({key[1:] for key in acc})
+    index = {p: i for i, p in enumerate(points)}
+    out = {key: [None] * len(points) for key in sorted(terms)}
+    for (key, *point), v in acc.items():
+        out[key][index[tuple(point)]] = round(sum(v) / len(v), 2) + 0.0    # + 0.0: no -0.0
+    return [list(p) for p in points], out
+
+
+def fitted(paths: list[str]) -> dict:
+    """The cost rule's fitted fields from bench results: cost_terms, residual_points, cost_residuals."""
+    rows, sms = load_rows(paths)
+    terms = fit(rows, sms)
+    points, res = residuals(rows, terms, sms)
+    return {"cost_terms": terms, "residual_points": points, "cost_residuals": res}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_costs") -> int:
@@ -118,9 +154,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
     p.add_argument("--heuristics", metavar="PATH", help="a heuristic table whose cost rule to refit")
     p.add_argument("--write-heuristics", metavar="JSON", help="write that table with the new costs here")
     args = p.parse_args(argv)
-    costs = fit_files(args.results)
     if not args.heuristics:
-        print(json.dumps(costs, indent=1))
+        print(json.dumps(fit_files(args.results), indent=1))
         return 0
     with open(args.heuristics) as f:
         table = json.load(f)
@@ -128,7 +163,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
     if len(rules) != 1:
         print(f"error: {args.heuristics} has {len(rules)} rules with tokens '{RULE_TOKENS}' (needs one)", file=sys.stderr)
         return 2
-    rules[0]["cost_terms"] = costs
+    rules[0].update(fitted(args.results))
     rules[0]["fitted_from"] = sorted(os.path.relpath(p, REPO) for p in args.results)
     with open(args.write_heuristics or args.heuristics, "w") as f:
         f.write(heuristics_text(table))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -178,6 +179,26 @@ def geomean(xs):
     return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
 
 
+def _document(args, card, ms, rows, t0, complete: bool) -> dict:
+    """The JSON of a run: its rows so far and their geomeans; complete is False while layers are
+    still to come (a run cut short by a time limit keeps the layers it finished)."""
+    summary = {m: geomean([r["speedup"] for r in rows if r["m"] == m and r["rank"] == 0]) for m in ms}
+    tiny_summary = {m: geomean([r["tinygemm_speedup"] for r in rows if r["m"] == m and r["rank"] == 0
+                                and r["tinygemm_speedup"] is not None]) for m in ms if m <= TINYGEMM_MAX_M}
+    return dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
+                build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group, corpus=args.corpus,
+                tactic=args.tactic, screen=args.screen, seconds=time.time() - t0, complete=complete, rows=rows,
+                geomean_speedup={str(m): v for m, v in summary.items()},
+                geomean_tinygemm_speedup={str(m): v for m, v in tiny_summary.items()})
+
+
+def _write(path: str, doc: dict) -> None:
+    tmp = path + ".part"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m w4a16_build.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default="set", help="'set' (benchmarks/README.md) or KxN,KxN,...")
@@ -275,20 +296,14 @@ def main(argv=None) -> int:
                       f"{tiny_col} {100 * frac:>6.1f}  {used}", flush=True)
         del cublas, ours, tiny
         torch.cuda.empty_cache()
-    summary = {m: geomean([r["speedup"] for r in rows if r["m"] == m and r["rank"] == 0]) for m in ms}
-    tiny_summary = {m: geomean([r["tinygemm_speedup"] for r in rows if r["m"] == m and r["rank"] == 0
-                                and r["tinygemm_speedup"] is not None]) for m in ms if m <= TINYGEMM_MAX_M}
-    print("geomean speedup over fp16 cuBLAS: " + ", ".join(f"M={m}: {v:.2f}" for m, v in summary.items()))
-    if tiny_summary:
-        print("tinygemm (bf16 g128), same rounds:  " + ", ".join(f"M={m}: {v:.2f}" for m, v in tiny_summary.items()))
-    doc = dict(card=card, device=torch.cuda.get_device_name(), torch=torch.__version__,
-                   build=build_info(), dtype=args.dtype, mode=args.mode, group=args.group, corpus=args.corpus,
-                   tactic=args.tactic, screen=args.screen, seconds=time.time() - t0, rows=rows,
-                   geomean_speedup={str(m): v for m, v in summary.items()},
-                   geomean_tinygemm_speedup={str(m): v for m, v in tiny_summary.items()})
+        if args.json:   # after every layer: a run stopped by a time limit keeps what it finished
+            _write(args.json, _document(args, card, ms, rows, t0, complete=False))
+    doc = _document(args, card, ms, rows, t0, complete=True)
+    print("geomean speedup over fp16 cuBLAS: " + ", ".join(f"M={m}: {float(v):.2f}" for m, v in doc["geomean_speedup"].items()))
+    if doc["geomean_tinygemm_speedup"]:
+        print("tinygemm (bf16 g128), same rounds:  " + ", ".join(f"M={m}: {float(v):.2f}" for m, v in doc["geomean_tinygemm_speedup"].items()))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
+        _write(args.json, doc)
     if args.plot:
         from .plot import plot
 

@@ -161,3 +161,34 @@ def test_cost_features_and_the_cost_rank():
     assert c.rank_key(256, 128 * 132, 132, rule)[1] == pytest.approx(0.006 * 2.0)   # K unknown: per K, no c
     other = parse_name("fp16_int4_groupwise_t64x16x128_c1x1_pingpong_persistent")
     assert other.rank_key(256, 4096, 132, rule, k=4096)[0] == 1                      # no terms: after the fitted
+
+
+def test_cost_residuals_near_the_call_correct_the_fitted_time():
+    """generator/cost_residuals.py: with K known, a tile's rank is the log of its fitted time plus
+    the weighted mean of its residuals at the nearest measured points; a tile measured 10% faster
+    than its terms say near the call overtakes one fitted 5% faster, far from every measured point
+    the correction fades (the fitted terms rank), and without K nothing is corrected."""
+    import math
+
+    from generator import cost_residuals
+
+    c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    s = parse_name("fp16_int4_groupwise_t128x256x64_c1x1_coop_persistent")
+    m, n, k = 512, 16384, 2048          # c: 4 waves of 128x128 tiles, s: 2 waves of twice the work
+    terms = {c.tile_key: [0.005, 0.0, 0.0], s.tile_key: [0.0105, 0.0, 0.0]}
+    rule = {"tokens": "cost", "cost_terms": terms, "residual_neighbours": 2, "residual_scale": 0.3,
+            "residual_points": [[512, 16384, 2048], [1024, 16384, 2048], [96, 896, 896]],
+            "cost_residuals": {c.tile_key: [0.0, 0.0, None], s.tile_key: [math.log(0.9), None, 0.5]}}
+    plain = {"tokens": "cost", "cost_terms": terms}
+    assert c.rank_key(m, n, 132, plain, k=k) < s.rank_key(m, n, 132, plain, k=k)      # fitted: c 5% faster
+    assert s.rank_key(m, n, 132, rule, k=k) < c.rank_key(m, n, 132, rule, k=k)        # measured: s 10% faster
+    far = math.exp(-(math.log(512 / 96) + math.log(16384 / 896) + math.log(2048 / 896)) / 0.3)
+    assert s.rank_key(m, n, 132, rule, k=k)[1] == pytest.approx(
+        math.log(0.0105 * k * 2) + (math.log(0.9) + 0.5 * far) / (1 + far))
+    assert c.rank_key(m, n, 132, rule)[1] == c.rank_key(m, n, 132, plain)[1]          # K unknown: as before
+    # Far from every measured point (weights underflow to 0): no correction.
+    assert cost_residuals.correction(rule["residual_points"], [5.0, 5.0, 5.0], 1, 10 ** 9, 10 ** 9, 2, 0.01) == 0.0
+    # The nearest `count` points only, weighted by distance.
+    pts = [[100, 1000, 1000], [200, 1000, 1000], [10 ** 6, 1000, 1000]]
+    got = cost_residuals.correction(pts, [1.0, 2.0, 100.0], 100, 1000, 1000, 2, 1.0)
+    assert got == pytest.approx((1.0 + 2.0 * 0.5) / (1 + 0.5))

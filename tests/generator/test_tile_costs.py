@@ -14,8 +14,11 @@ def test_the_shipped_tile_costs_re_derive_from_the_shipped_results(repo_root):
     table = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
     rule = next(r for r in table["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
     files = [str(repo_root / f) for f in rule["fitted_from"]]
-    assert len(files) == 6 and all(glob.glob(f) for f in files)
-    assert tile_costs.fit_files(files) == rule["cost_terms"]
+    assert len(files) == 11 and all(glob.glob(f) for f in files)
+    fitted = tile_costs.fitted(files)
+    assert fitted["cost_terms"] == rule["cost_terms"]
+    assert fitted["residual_points"] == rule["residual_points"]
+    assert fitted["cost_residuals"] == rule["cost_residuals"]
     assert "fitted_from" in rule["why"]
 
 
@@ -96,3 +99,29 @@ def test_points_that_cannot_pin_the_terms_leave_the_tile_out(capsys):
     got = tile_costs.fit(one + same_shape, 132)
     assert parse_name(PERSISTENT).tile_key not in got and parse_name(SK).tile_key not in got
     assert "do not pin its terms" in capsys.readouterr().err
+
+
+def test_residuals_are_the_log_of_measured_over_fitted_time_per_point():
+    """The cost rule's residuals (generator/cost_residuals.py reads them): per tile and measured
+    (M, N, K), log(measured / fitted time), the mean of that point's rows (two models with one layer
+    shape), None where the tile was not timed; the points are every (M, N, K) any row has."""
+    import math
+
+    from generator import tile_costs
+    from generator.model import parse_name
+
+    terms = {parse_name(PERSISTENT).tile_key: [0.006, 0.0, 2.0], parse_name(SK).tile_key: [0.0065, 0.001, 7.5]}
+    rows = rows_of(PERSISTENT, terms[parse_name(PERSISTENT).tile_key], shapes=SHAPES[:3],
+                   noise=[1.1, 1.0, 0.9])
+    rows.append(dict(rows[0], us=rows[0]["us"] / 1.1 * 1.2))          # the same point, another model
+    rows += rows_of(SK, terms[parse_name(SK).tile_key], shapes=SHAPES[3:4])
+    points, res = tile_costs.residuals(rows, terms, 132)
+    assert points == sorted([m, n, k] for k, n, m in SHAPES[:4])
+    by_point = dict(zip(map(tuple, points), res[parse_name(PERSISTENT).tile_key]))
+    k, n, m = SHAPES[0]
+    assert by_point[(m, n, k)] == round((math.log(1.1) + math.log(1.2)) / 2, 2)
+    k, n, m = SHAPES[2]
+    assert by_point[(m, n, k)] == round(math.log(0.9), 2)
+    k, n, m = SHAPES[3]
+    assert by_point[(m, n, k)] is None                                  # not timed there
+    assert res[parse_name(SK).tile_key].count(None) == 3 and 0.0 in res[parse_name(SK).tile_key]

@@ -62,3 +62,19 @@ def test_all_with_screen_then_derive(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "kernels:" in r.stdout and "cover 2 points" in r.stderr
+
+
+def test_json_is_written_after_every_layer(tmp_path, monkeypatch):
+    """A sweep cut short by a time limit keeps the layers it finished: the JSON is rewritten after
+    each layer (marked complete only at the end). Before, it was written once at the end and a
+    sweep stopped by `timeout` lost every row."""
+    from w4a16_build import bench
+
+    written = []
+    monkeypatch.setattr(bench, "_write", lambda path, doc: written.append(json.loads(json.dumps(doc))))   # as written then
+    assert bench.main(["--shapes", "1024x4096,2048x1024", "--m", "5", "--tactic", "auto",
+                       "--json", str(tmp_path / "b.json")]) == 0
+    assert [d["complete"] for d in written] == [False, False, True]
+    assert {(r["k"], r["n"]) for r in written[0]["rows"]} == {(1024, 4096)}
+    assert written[-1]["rows"] == written[1]["rows"] and len(written[-1]["rows"]) == 2
+    assert set(written[0]["geomean_speedup"]) == {"5"}
