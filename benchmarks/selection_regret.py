@@ -13,13 +13,16 @@ are the JSON's as derive reads them (generator/derive.py load_points; `--screen`
 their short screening time). With --leave-models-out (one model per file), each file's points are
 ranked with the table's "cost" rule refitted (generator/tile_costs.py) on the other files only: the
 fitted rule checked on models left out of its fit. With --fit-on, the rule is refitted on the
-comma-separated files and checked on the others (models in no fit). Without either, the models of the JSONs must be left
-out of whatever the table was derived from for this to be a validation.
+comma-separated files and checked on the others (models in no fit; a file in both lists is
+refused). Without either, the models of the JSONs must be left out of whatever the table was
+derived from for this to be a validation.
 """
 
+import argparse
 import collections
 import copy
 import json
+import os
 import re
 import sys
 from unittest import mock
@@ -40,7 +43,10 @@ def table_fitted_on(files: list[str]) -> dict:
 
 def regret(f: str, keep) -> dict[int, list[float]]:
     with open(f) as fh:
-        sms = tile_costs.SMS[json.load(fh)["card"]]
+        doc = json.load(fh)
+    sms = tile_costs.SMS[doc["card"]]
+    # (K, N, M, tactic) timed only by `--screen`'s short round: a miss there may be partly noise.
+    screened = {(r["k"], r["n"], r["m"], r["tactic"]) for r in doc["rows"] if r.get("screened")}
     per_m = collections.defaultdict(list)
     for (dtype, mode, group, k, n, m), timed in sorted(load_points([f]).items()):
         times = {t: us for t, us in timed.items() if keep.search(t)}
@@ -55,23 +61,32 @@ def regret(f: str, keep) -> dict[int, list[float]]:
         ratio = times[best] / times[pick]       # 1.0: the heuristic picked the fastest
         per_m[m].append(ratio)
         if ratio < 0.95:
-            print(f"K{k:6d} N{n:7d} M{m:5d}: heuristic {pick} at {ratio:.3f} of {best}")
+            note = " (its time: a screening round)" if (k, n, m, pick) in screened else ""
+            print(f"K{k:6d} N{n:7d} M{m:5d}: heuristic {pick} at {ratio:.3f} of {best}{note}")
     return per_m
 
 
 def main(argv: list[str]) -> None:
-    lomo = argv[0] == "--leave-models-out"
-    fit_on = argv[1].split(",") if argv[0] == "--fit-on" else None
-    if lomo:
-        argv = argv[1:]
-    elif fit_on:
-        argv = argv[2:]
-    pattern, files = argv[0], argv[1:]
-    keep = re.compile(pattern)
+    p = argparse.ArgumentParser(prog="python benchmarks/selection_regret.py", description=__doc__.split("\n\n")[0])
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--leave-models-out", action="store_true",
+                     help="rank each file with the cost rule refitted on the other files")
+    how.add_argument("--fit-on", metavar="A.json,B.json", help="rank with the cost rule refitted on these files")
+    p.add_argument("pattern", metavar="NAME_REGEX")
+    p.add_argument("files", nargs="+", metavar="JSON")
+    args = p.parse_args(argv)
+    keep = re.compile(args.pattern)
+    fit_on = args.fit_on.split(",") if args.fit_on else None
+    if fit_on:
+        both = set(map(os.path.abspath, fit_on)) & set(map(os.path.abspath, args.files))
+        if both:
+            p.error(f"checked on files it is fitted on (in-sample): {', '.join(sorted(both))}")
+        table = table_fitted_on(fit_on)
     per_m = collections.defaultdict(list)
-    for f in files:
-        if lomo or fit_on:
-            table = table_fitted_on(fit_on or [g for g in files if g != f])
+    for f in args.files:
+        if args.leave_models_out:
+            table = table_fitted_on([g for g in args.files if g != f])
+        if args.leave_models_out or fit_on:
             with mock.patch.object(selection, "heuristic_table", lambda t=table: t):
                 got = regret(f, keep)
         else:

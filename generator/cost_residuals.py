@@ -4,40 +4,54 @@ The fitted time of a tile (KernelConfig.cost_features . its terms, generator/til
 few terms per tile over every layer; where a tile does better or worse on some shapes than those
 terms say, the fit cannot follow. The rule therefore also holds each tile's residuals: the log of
 measured / fitted time at every measured point (M, N, K), averaged over the files that timed it.
-A call's predicted log time is the fitted one plus the weighted mean of the tile's residuals at the
+A call's predicted log time is the fitted one plus a weighted mean of the tile's residuals at the
 `count` measured points nearest to it (distance |log M ratio| + |log N ratio| + |log K ratio|,
-weights exp(-distance / scale)): near a measured shape the measurements decide, far from every one
-the correction fades and the fitted terms rank alone.
+weights exp(-distance / scale)), with one more weight, exp(-fade / scale), on a residual of 0:
+near a measured shape the measurements decide; at `fade` from the nearest one the correction is
+halved, and farther out it goes to 0, leaving the fitted terms to rank.
 
 Rule keys: residual_points [[M, N, K], ...]; cost_residuals {tile_key: [residual or null per
-point]}; residual_neighbours (count) and residual_scale (scale), both chosen by leaving whole
-models out (benchmarks/NOTES.md).
+point]}; residual_neighbours (count), residual_scale (scale) and residual_fade (fade), chosen by
+leaving whole models out (benchmarks/NOTES.md); SETTINGS are the values a table without them gets.
 """
 
 from __future__ import annotations
 
 import math
 
-# id(points) -> (points, their logs): a table's points are read once, not at every ranking.
+SETTINGS = {"residual_neighbours": 8, "residual_scale": 0.3, "residual_fade": 1.0}
+
+# The logs of a table's points, read once per points list (the cache holds the list itself, so its
+# id is not reused; a few tables at most: the shipped one, and refitted ones in checks).
 _LOGS: dict[int, tuple[list, list[tuple[float, float, float]]]] = {}
+_LOGS_MAX = 8
 
 
 def _logs(points: list) -> list[tuple[float, float, float]]:
     hit = _LOGS.get(id(points))
-    if hit is None or hit[0] is not points:
+    if hit is None:
+        if len(_LOGS) >= _LOGS_MAX:
+            _LOGS.clear()
         hit = (points, [(math.log(m), math.log(n), math.log(k)) for m, n, k in points])
         _LOGS[id(points)] = hit
     return hit[1]
 
 
-def correction(points: list, residuals: list, m: int, n: int, k: int, count: int, scale: float) -> float:
+def settings(rule: dict) -> tuple[int, float, float]:
+    """(count, scale, fade) of a rule, SETTINGS where it names none."""
+    return tuple(rule.get(key, default) for key, default in SETTINGS.items())
+
+
+def correction(points: list, residuals: list, m: int, n: int, k: int, count: int, scale: float,
+               fade: float) -> float:
     """The weighted mean of one tile's residuals at its `count` measured points nearest to
-    (m, n, k); 0.0 where the tile has none (or all are too far to weigh anything)."""
+    (m, n, k), pulled toward 0 by a weight exp(-fade / scale) (0.0 where the tile has none). A
+    residuals list not as long as the points is refused (ValueError): a table edited by hand."""
+    if len(residuals) != len(points):
+        raise ValueError(f"heuristics.json: {len(residuals)} residuals for {len(points)} residual_points")
     lm, ln, lk = math.log(m), math.log(n), math.log(k)
     near = sorted((abs(pm - lm) + abs(pn - ln) + abs(pk - lk), r)
                   for (pm, pn, pk), r in zip(_logs(points), residuals) if r is not None)[:count]
     weights = [math.exp(-d / scale) for d, _ in near]
-    total = sum(weights)
-    if not total:
-        return 0.0
-    return sum(w * r for w, (_, r) in zip(weights, near)) / total
+    total = sum(weights) + math.exp(-fade / scale)
+    return sum(w * r for w, (_, r) in zip(weights, near)) / total if total else 0.0

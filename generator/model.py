@@ -247,9 +247,9 @@ class KernelConfig(Kernel):
                 time = terms[0] * per_k + terms[1] * partial + fixed
                 if k is None or "residual_points" not in rule:
                     return (0, time, 0.0)
-                res = rule["cost_residuals"].get(self.tile_key)
+                res = rule.get("cost_residuals", {}).get(self.tile_key)
                 near = 0.0 if res is None else cost_residuals.correction(
-                    rule["residual_points"], res, m, n, k, rule["residual_neighbours"], rule["residual_scale"])
+                    rule["residual_points"], res, m, n, k, *cost_residuals.settings(rule))
                 return (0, math.log(max(time, 1e-9)) + near, 0.0)
             return (1, 0.0) + self.rank_key(m, n, sms, {**rule, "tokens": "cover_m"})
         tiles = self.output_tiles(m, n)

@@ -6,12 +6,12 @@ The model (KernelConfig.cost_features): a call takes a x K x waves + b x K x [st
 partial wave] + c microseconds, waves = whole waves of output tiles over the SMs (persistent) or
 stream-K's even share (a fraction too), one (a, b, c) per tile (the name without dtype and mode),
 fitted by least squares of the relative error over every timed point of that tile. Rows `--screen`
-did not time fully count with their screening time. With --heuristics it also writes each tile's
-residuals, log(measured / fitted time) at every measured (M, N, K) (residual_points,
-cost_residuals), which generator/cost_residuals.py turns into a correction near those shapes. Checked by leaving whole models out
-(benchmarks/selection_regret.py --leave-models-out, benchmarks/NOTES.md); a test re-derives the
-shipped terms and residuals from the shipped results. The terms are per SM count: results of cards with
-different counts are refused.
+did not time fully count with their screening time. With --heuristics it also writes each
+tile's residuals, log(measured / fitted time) at every measured (M, N, K) (residual_points,
+cost_residuals), which generator/cost_residuals.py turns into a correction near those shapes.
+Checked by leaving whole models out (benchmarks/selection_regret.py --leave-models-out,
+benchmarks/NOTES.md); a test re-derives the shipped terms and residuals from the shipped results.
+The terms are per SM count: results of cards with different counts are refused.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import sys
 from collections import defaultdict
 
+from . import cost_residuals
 from .derive import heuristics_text
 from .model import KernelConfig, parse_name
 
@@ -109,6 +110,8 @@ def load_rows(paths: list[str]) -> tuple[list[dict], int]:
             d = json.load(f)
         if d.get("card") not in SMS:
             raise SystemExit(f"error: {p}: card {d.get('card')!r} has no known SM count ({sorted(SMS)})")
+        if d.get("complete") is False:
+            print(f"tile_costs: {p}: a partial run (complete: false), its finished layers used", file=sys.stderr)
         rows += d["rows"]
         sms.add(SMS[d["card"]])
     if len(sms) != 1:
@@ -130,8 +133,8 @@ def residuals(rows: list[dict], terms: dict[str, list[float]], sms: int) -> tupl
         if not isinstance(cfg, KernelConfig) or cfg.tile_key not in terms:
             continue
         t = terms[cfg.tile_key]
-        fitted = sum(a * b for a, b in zip(t, cfg.cost_features(r["m"], r["n"], r["k"], sms)))
-        acc[(cfg.tile_key, r["m"], r["n"], r["k"])].append(math.log(r["us"] / max(fitted, 1e-9)))
+        model_us = sum(a * b for a, b in zip(t, cfg.cost_features(r["m"], r["n"], r["k"], sms)))
+        acc[(cfg.tile_key, r["m"], r["n"], r["k"])].append(math.log(r["us"] / max(model_us, 1e-9)))
     points = sorted({key[1:] for key in acc})
     index = {p: i for i, p in enumerate(points)}
     out = {key: [None] * len(points) for key in sorted(terms)}
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m generator.tile_co
         print(f"error: {args.heuristics} has {len(rules)} rules with tokens '{RULE_TOKENS}' (needs one)", file=sys.stderr)
         return 2
     rules[0].update(fitted(args.results))
+    for key, value in cost_residuals.SETTINGS.items():      # the correction's settings, where unnamed
+        rules[0].setdefault(key, value)
     rules[0]["fitted_from"] = sorted(os.path.relpath(p, REPO) for p in args.results)
     with open(args.write_heuristics or args.heuristics, "w") as f:
         f.write(heuristics_text(table))

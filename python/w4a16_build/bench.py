@@ -299,9 +299,12 @@ def main(argv=None) -> int:
         if args.json:   # after every layer: a run stopped by a time limit keeps what it finished
             _write(args.json, _document(args, card, ms, rows, t0, complete=False))
     doc = _document(args, card, ms, rows, t0, complete=True)
-    print("geomean speedup over fp16 cuBLAS: " + ", ".join(f"M={m}: {float(v):.2f}" for m, v in doc["geomean_speedup"].items()))
+    def listed(geomeans):
+        return ", ".join(f"M={m}: {v:.2f}" for m, v in geomeans.items())
+
+    print("geomean speedup over fp16 cuBLAS: " + listed(doc["geomean_speedup"]))
     if doc["geomean_tinygemm_speedup"]:
-        print("tinygemm (bf16 g128), same rounds:  " + ", ".join(f"M={m}: {float(v):.2f}" for m, v in doc["geomean_tinygemm_speedup"].items()))
+        print("tinygemm (bf16 g128), same rounds:  " + listed(doc["geomean_tinygemm_speedup"]))
     if args.json:
         _write(args.json, doc)
     if args.plot:

@@ -165,9 +165,10 @@ def test_cost_features_and_the_cost_rank():
 
 def test_cost_residuals_near_the_call_correct_the_fitted_time():
     """generator/cost_residuals.py: with K known, a tile's rank is the log of its fitted time plus
-    the weighted mean of its residuals at the nearest measured points; a tile measured 10% faster
-    than its terms say near the call overtakes one fitted 5% faster, far from every measured point
-    the correction fades (the fitted terms rank), and without K nothing is corrected."""
+    a weighted mean of its residuals at the nearest measured points (and a residual of 0 weighted
+    as if at the fade distance); a tile measured 10% faster than its terms say at the call's shape
+    overtakes one fitted 5% faster, far from every measured point the correction fades (the
+    fitted terms rank), and without K nothing is corrected."""
     import math
 
     from generator import cost_residuals
@@ -177,18 +178,29 @@ def test_cost_residuals_near_the_call_correct_the_fitted_time():
     m, n, k = 512, 16384, 2048          # c: 4 waves of 128x128 tiles, s: 2 waves of twice the work
     terms = {c.tile_key: [0.005, 0.0, 0.0], s.tile_key: [0.0105, 0.0, 0.0]}
     rule = {"tokens": "cost", "cost_terms": terms, "residual_neighbours": 2, "residual_scale": 0.3,
-            "residual_points": [[512, 16384, 2048], [1024, 16384, 2048], [96, 896, 896]],
+            "residual_fade": 1.0, "residual_points": [[512, 16384, 2048], [1024, 16384, 2048], [96, 896, 896]],
             "cost_residuals": {c.tile_key: [0.0, 0.0, None], s.tile_key: [math.log(0.9), None, 0.5]}}
     plain = {"tokens": "cost", "cost_terms": terms}
     assert c.rank_key(m, n, 132, plain, k=k) < s.rank_key(m, n, 132, plain, k=k)      # fitted: c 5% faster
     assert s.rank_key(m, n, 132, rule, k=k) < c.rank_key(m, n, 132, rule, k=k)        # measured: s 10% faster
     far = math.exp(-(math.log(512 / 96) + math.log(16384 / 896) + math.log(2048 / 896)) / 0.3)
+    fade = math.exp(-1.0 / 0.3)
     assert s.rank_key(m, n, 132, rule, k=k)[1] == pytest.approx(
-        math.log(0.0105 * k * 2) + (math.log(0.9) + 0.5 * far) / (1 + far))
+        math.log(0.0105 * k * 2) + (math.log(0.9) + 0.5 * far) / (1 + far + fade))
     assert c.rank_key(m, n, 132, rule)[1] == c.rank_key(m, n, 132, plain)[1]          # K unknown: as before
-    # Far from every measured point (weights underflow to 0): no correction.
-    assert cost_residuals.correction(rule["residual_points"], [5.0, 5.0, 5.0], 1, 10 ** 9, 10 ** 9, 2, 0.01) == 0.0
-    # The nearest `count` points only, weighted by distance.
+    # Without the settings, a table takes cost_residuals.SETTINGS (a refit of an older table).
+    bare = {key: v for key, v in rule.items() if key not in cost_residuals.SETTINGS}
+    assert s.rank_key(m, n, 132, bare, k=k)[1] == pytest.approx(
+        math.log(0.0105 * k * 2) + (math.log(0.9) + 0.5 * far) / (1 + far + fade))
+    # The nearest `count` points only, weighted by distance, pulled toward 0 by the fade weight.
     pts = [[100, 1000, 1000], [200, 1000, 1000], [10 ** 6, 1000, 1000]]
-    got = cost_residuals.correction(pts, [1.0, 2.0, 100.0], 100, 1000, 1000, 2, 1.0)
-    assert got == pytest.approx((1.0 + 2.0 * 0.5) / (1 + 0.5))
+    got = cost_residuals.correction(pts, [1.0, 2.0, 100.0], 100, 1000, 1000, 2, 1.0, 1.0)
+    assert got == pytest.approx((1.0 + 2.0 * 0.5) / (1 + 0.5 + math.exp(-1.0)))
+    # At the fade distance the correction is halved; three times as far, nearly gone.
+    one = [[100, 1000, 1000]]
+    assert cost_residuals.correction(one, [0.4], 100, 1000, round(1000 * math.e), 8, 0.3, 1.0) == pytest.approx(
+        0.2, rel=1e-3)
+    assert abs(cost_residuals.correction(one, [0.4], 100, round(1000 * math.e), round(1000 * math.e ** 2), 8, 0.3,
+                                         1.0)) < 0.4 * 0.01
+    with pytest.raises(ValueError, match="2 residuals for 1 residual_points"):
+        cost_residuals.correction(one, [0.4, 0.1], 100, 1000, 1000, 8, 0.3, 1.0)

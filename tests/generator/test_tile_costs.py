@@ -125,3 +125,25 @@ def test_residuals_are_the_log_of_measured_over_fitted_time_per_point():
     k, n, m = SHAPES[3]
     assert by_point[(m, n, k)] is None                                  # not timed there
     assert res[parse_name(SK).tile_key].count(None) == 3 and 0.0 in res[parse_name(SK).tile_key]
+
+
+def test_a_refit_of_a_table_without_residuals_ranks(repo_root, tmp_path):
+    """Review: the CLI refits a table written before the residuals (no residual settings); the
+    table it writes names the settings and ranks (it raised KeyError in rank_key before)."""
+    import json
+
+    from generator import cost_residuals, tile_costs
+    from generator.model import parse_name
+
+    table = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
+    rule = next(r for r in table["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
+    for key in ("residual_points", "cost_residuals", *cost_residuals.SETTINGS):
+        rule.pop(key)
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(table))
+    files = [str(repo_root / f) for f in rule["fitted_from"]]
+    assert tile_costs.main(files + ["--heuristics", str(old), "--write-heuristics", str(new)]) == 0
+    got = next(r for r in json.loads(new.read_text())["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
+    assert {k: got[k] for k in cost_residuals.SETTINGS} == cost_residuals.SETTINGS
+    cfg = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    assert cfg.rank_key(512, 4096, 132, got, k=4096)[0] == 0

@@ -71,7 +71,8 @@ def test_json_is_written_after_every_layer(tmp_path, monkeypatch):
     from w4a16_build import bench
 
     written = []
-    monkeypatch.setattr(bench, "_write", lambda path, doc: written.append(json.loads(json.dumps(doc))))   # as written then
+    # A copy as written then: the run goes on appending to the same rows list.
+    monkeypatch.setattr(bench, "_write", lambda path, doc: written.append(json.loads(json.dumps(doc))))
     assert bench.main(["--shapes", "1024x4096,2048x1024", "--m", "5", "--tactic", "auto",
                        "--json", str(tmp_path / "b.json")]) == 0
     assert [d["complete"] for d in written] == [False, False, True]
