@@ -45,6 +45,8 @@ def regret(f: str, keep) -> dict[int, list[float]]:
     with open(f) as fh:
         doc = json.load(fh)
     sms = tile_costs.SMS[doc["card"]]
+    if doc.get("complete") is False:
+        print(f"{f}: a partial run (complete: false), its finished layers checked", file=sys.stderr)
     # (K, N, M, tactic) timed only by `--screen`'s short round: a miss there may be partly noise.
     screened = {(r["k"], r["n"], r["m"], r["tactic"]) for r in doc["rows"] if r.get("screened")}
     per_m = collections.defaultdict(list)
@@ -77,8 +79,11 @@ def main(argv: list[str]) -> None:
     args = p.parse_args(argv)
     keep = re.compile(args.pattern)
     fit_on = args.fit_on.split(",") if args.fit_on else None
+    checked = list(map(os.path.realpath, args.files))
+    if len(set(checked)) != len(checked):
+        p.error("a file is named twice (it would stay in its own fit with --leave-models-out)")
     if fit_on:
-        both = set(map(os.path.abspath, fit_on)) & set(map(os.path.abspath, args.files))
+        both = set(map(os.path.realpath, fit_on)) & set(checked)
         if both:
             p.error(f"checked on files it is fitted on (in-sample): {', '.join(sorted(both))}")
         table = table_fitted_on(fit_on)

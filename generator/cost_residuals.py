@@ -7,8 +7,9 @@ measured / fitted time at every measured point (M, N, K), averaged over the file
 A call's predicted log time is the fitted one plus a weighted mean of the tile's residuals at the
 `count` measured points nearest to it (distance |log M ratio| + |log N ratio| + |log K ratio|,
 weights exp(-distance / scale)), with one more weight, exp(-fade / scale), on a residual of 0:
-near a measured shape the measurements decide; at `fade` from the nearest one the correction is
-halved, and farther out it goes to 0, leaving the fitted terms to rank.
+near a measured shape the measurements decide; with one point at `fade` the correction is halved
+(with several near points, somewhat further out: up to fade + scale * ln count), and farther out it
+goes to 0, leaving the fitted terms to rank.
 
 Rule keys: residual_points [[M, N, K], ...]; cost_residuals {tile_key: [residual or null per
 point]}; residual_neighbours (count), residual_scale (scale) and residual_fade (fade), chosen by

@@ -102,6 +102,9 @@ def fit(rows: list[dict], sms: int) -> dict[str, list[float]]:
     return out
 
 
+_SAID_PARTIAL: set[str] = set()   # files already said to be partial (a refit per left-out model)
+
+
 def load_rows(paths: list[str]) -> tuple[list[dict], int]:
     """The rows of bench results and their cards' SM count (one count for all)."""
     rows, sms = [], set()
@@ -110,7 +113,8 @@ def load_rows(paths: list[str]) -> tuple[list[dict], int]:
             d = json.load(f)
         if d.get("card") not in SMS:
             raise SystemExit(f"error: {p}: card {d.get('card')!r} has no known SM count ({sorted(SMS)})")
-        if d.get("complete") is False:
+        if d.get("complete") is False and p not in _SAID_PARTIAL:
+            _SAID_PARTIAL.add(p)
             print(f"tile_costs: {p}: a partial run (complete: false), its finished layers used", file=sys.stderr)
         rows += d["rows"]
         sms.add(SMS[d["card"]])
