@@ -194,9 +194,13 @@ def _document(args, card, ms, rows, t0, complete: bool) -> dict:
 
 def _write(path: str, doc: dict) -> None:
     tmp = path + ".part"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def main(argv=None) -> int:
