@@ -13,8 +13,8 @@ import collections
 import json
 import sys
 
+from generator.model import KernelConfig, parse_name
 from w4a16_build import corpus
-from w4a16_build.schema import parse_name
 
 LARGE_M = 65
 
@@ -38,14 +38,15 @@ def coverage(paths: list[str]) -> dict[str, dict]:
             continue
         name = p.split("results/", 1)[-1] + (" (partial)" if doc.get("complete") is False else "")
         for r in doc["rows"]:
-            if r["m"] < LARGE_M or type(parse_name(r["tactic"])).__name__ != "KernelConfig":
+            cfg = parse_name(r["tactic"])
+            if r["m"] < LARGE_M or not isinstance(cfg, KernelConfig):
                 continue
             for model in by_shape.get((r["k"], r["n"]), ()):
                 key = (doc["dtype"], doc["mode"], doc["group"], doc.get("card", "?"))
                 t = out[model]["timed"].setdefault(key, {"shapes": set(), "m": set(), "tiles": set(), "files": set()})
                 t["shapes"].add((r["k"], r["n"]))
                 t["m"].add(r["m"])
-                t["tiles"].add(parse_name(r["tactic"]).tile_key)
+                t["tiles"].add(cfg.tile_key)
                 t["files"].add(name)
     return out
 

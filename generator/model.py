@@ -211,6 +211,11 @@ class KernelConfig(Kernel):
         partial = self.scheduler is TileScheduler.STREAMK and w != math.floor(w)
         return (k * w, k * float(partial), 1.0)
 
+    def fitted_time(self, m: int, n: int, k: int, sms: int, terms: list[float]) -> float:
+        """The fitted time (us) of a call: terms . cost_features (generator/tile_costs.py fits the
+        terms and computes its residuals against this; rank_key ranks by it)."""
+        return sum(a * b for a, b in zip(terms, self.cost_features(m, n, k, sms)))
+
     @property
     def k_step(self) -> int:
         return self.tile.k
@@ -242,9 +247,9 @@ class KernelConfig(Kernel):
             # log of that time plus the tile's residuals near the call (generator/cost_residuals.py).
             terms = rule["cost_terms"].get(self.tile_key)
             if terms is not None:
-                per_k, partial, _ = self.cost_features(m, n, 1 if k is None else k, sms)
-                fixed = 0.0 if k is None else terms[2]
-                time = terms[0] * per_k + terms[1] * partial + fixed
+                # Without K: the per-K terms at K = 1 (terms[:2] leaves the fixed cost out).
+                time = self.fitted_time(m, n, k, sms, terms) if k is not None else self.fitted_time(
+                    m, n, 1, sms, terms[:2])
                 if k is None or "residual_points" not in rule:
                     return (0, time, 0.0)
                 res = rule.get("cost_residuals", {}).get(self.tile_key)

@@ -136,8 +136,7 @@ def residuals(rows: list[dict], terms: dict[str, list[float]], sms: int) -> tupl
         cfg = parse_name(r["tactic"])
         if not isinstance(cfg, KernelConfig) or cfg.tile_key not in terms:
             continue
-        t = terms[cfg.tile_key]
-        model_us = sum(a * b for a, b in zip(t, cfg.cost_features(r["m"], r["n"], r["k"], sms)))
+        model_us = cfg.fitted_time(r["m"], r["n"], r["k"], sms, terms[cfg.tile_key])
         acc[(cfg.tile_key, r["m"], r["n"], r["k"])].append(math.log(r["us"] / max(model_us, 1e-9)))
     points = sorted({key[1:] for key in acc})
     index = {p: i for i, p in enumerate(points)}

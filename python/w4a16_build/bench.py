@@ -192,6 +192,10 @@ def _document(args, card, ms, rows, t0, complete: bool) -> dict:
                 geomean_tinygemm_speedup={str(m): v for m, v in tiny_summary.items()})
 
 
+def _listed(geomeans: dict) -> str:
+    return ", ".join(f"M={m}: {v:.2f}" for m, v in geomeans.items())
+
+
 def _write(path: str, doc: dict) -> None:
     tmp = path + ".part"
     try:
@@ -303,12 +307,9 @@ def main(argv=None) -> int:
         if args.json:   # after every layer: a run stopped by a time limit keeps what it finished
             _write(args.json, _document(args, card, ms, rows, t0, complete=False))
     doc = _document(args, card, ms, rows, t0, complete=True)
-    def listed(geomeans):
-        return ", ".join(f"M={m}: {v:.2f}" for m, v in geomeans.items())
-
-    print("geomean speedup over fp16 cuBLAS: " + listed(doc["geomean_speedup"]))
+    print("geomean speedup over fp16 cuBLAS: " + _listed(doc["geomean_speedup"]))
     if doc["geomean_tinygemm_speedup"]:
-        print("tinygemm (bf16 g128), same rounds:  " + listed(doc["geomean_tinygemm_speedup"]))
+        print("tinygemm (bf16 g128), same rounds:  " + _listed(doc["geomean_tinygemm_speedup"]))
     if args.json:
         _write(args.json, doc)
     if args.plot:
