@@ -8,7 +8,8 @@ compiles), and its first is compared with the fastest of them.
     python benchmarks/selection_regret.py --fit-on A.json,B.json NAME_REGEX C.json D.json
 
 Prints the share of points where the heuristic's choice is within 5% of the best and the worst
-ratio, per M and overall (issue 16, item 4's test: >= 90% within 5%, none worse than 15%). Times
+ratio, per M and overall (issue 16, item 4's test: >= 90% within 5%, none worse than 15%), and the
+geomean speed-up over the rows' fp16 cuBLAS time of the choice and of the fastest tactic. Times
 are the JSON's as derive reads them (generator/derive.py load_points; `--screen` rows count with
 their short screening time). With --leave-models-out (one model per file), each file's points are
 ranked with the table's "cost" rule refitted (generator/tile_costs.py) on the other files only: the
@@ -22,6 +23,7 @@ import argparse
 import collections
 import copy
 import json
+import math
 import os
 import re
 import sys
@@ -41,7 +43,12 @@ def table_fitted_on(files: list[str]) -> dict:
     return t
 
 
-def regret(f: str, keep) -> dict[int, list[float]]:
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def regret(f: str, keep) -> dict[int, list[tuple[float, float, float]]]:
+    """{M: [(fastest / choice time, cuBLAS / choice time, cuBLAS / fastest time) per point]}."""
     with open(f) as fh:
         doc = json.load(fh)
     sms = tile_costs.SMS[doc["card"]]
@@ -49,19 +56,21 @@ def regret(f: str, keep) -> dict[int, list[float]]:
         print(f"{f}: a partial run (complete: false), its finished layers checked", file=sys.stderr)
     # (K, N, M, tactic) timed only by `--screen`'s short round: a miss there may be partly noise.
     screened = {(r["k"], r["n"], r["m"], r["tactic"]) for r in doc["rows"] if r.get("screened")}
+    cublas = {(r["k"], r["n"], r["m"]): r["cublas_us"] for r in doc["rows"] if r.get("cublas_us")}
     per_m = collections.defaultdict(list)
     for (dtype, mode, group, k, n, m), timed in sorted(load_points([f]).items()):
         times = {t: us for t, us in timed.items() if keep.search(t)}
         if not times:
             continue
         order = selection.rank_by_heuristic([parse_name(t) for t in times], m, n, sms, dtype=dtype,
-                                            mode=mode, group=group, k=k)
+                                            mode=mode, group=group, k=k, card=doc["card"])
         # As gemm() on Hopper: its own kernels before the SM80 families' PTX (a run without
         # W4A16_FORCE_SM80 times both); a forced run has only SM80 tactics and keeps its order.
         order.sort(key=lambda t: "90a" not in parse_name(t).archs)
         pick, best = order[0], min(times, key=times.get)
         ratio = times[best] / times[pick]       # 1.0: the heuristic picked the fastest
-        per_m[m].append(ratio)
+        base = cublas.get((k, n, m), math.nan)
+        per_m[m].append((ratio, base / times[pick], base / times[best]))
         if ratio < 0.95:
             note = " (its time: a screening round)" if (k, n, m, pick) in screened else ""
             print(f"K{k:6d} N{n:7d} M{m:5d}: heuristic {pick} at {ratio:.3f} of {best}{note}")
@@ -100,8 +109,13 @@ def main(argv: list[str]) -> None:
             per_m[m] += v
     allr = [x for v in per_m.values() for x in v]
     for m, v in sorted(per_m.items()) + [("all", allr)]:
-        print(f"M={m}: {len(v)} points, within 5% of the best at {sum(x >= 0.95 for x in v) / len(v):.0%}, "
-              f"worst {min(v):.3f}")
+        ratios = [x[0] for x in v]
+        line = (f"M={m}: {len(v)} points, within 5% of the best at {sum(x >= 0.95 for x in ratios) / len(v):.0%}, "
+                f"worst {min(ratios):.3f}")
+        if m != "all" and not any(math.isnan(x[1]) for x in v):
+            line += (f"; over fp16 cuBLAS (geomean): choice {geomean([x[1] for x in v]):.3f}, "
+                     f"fastest {geomean([x[2] for x in v]):.3f}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,16 @@ def measured_rows(points: dict[tuple, dict[str, float]], chosen: list[str]) -> l
     return rows
 
 
+def results_card(paths: list[str]) -> str | None:
+    """The one card that benchmark results name ("card"; None where none names one). Results of
+    several cards are refused (ValueError): a measured row is taken only on its own card
+    (selection.measured_choice, measured_same_card), so one table holds one card's rows."""
+    cards = {json.loads(Path(p).read_text()).get("card") for p in paths} - {None}
+    if len(cards) > 1:
+        raise ValueError(f"results of several cards ({', '.join(sorted(cards))}): derive one card's results at a time")
+    return next(iter(cards), None)
+
+
 def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_points: int, *,
                   name: str = "derived", n_fallbacks: int = 0) -> str:
     lines = [
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.deriv
         return 2
     try:
         points = load_points(args.results)
+        card = results_card(args.results)
         table = json.loads(Path(args.heuristics).read_text()) if args.heuristics else None
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -190,6 +201,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.deriv
     if args.write_heuristics:
         table["measured"] = measured_rows(points, chosen)
         table["measured_from"] = [os.path.basename(p) for p in args.results]
+        table["measured_card"] = card
         with open(args.write_heuristics, "w") as f:
             f.write(heuristics_text(table))
     print(f"{len(covered)} kernels cover {len(points)} points within {100 * args.tolerance:g}%; "

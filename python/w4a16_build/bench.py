@@ -33,7 +33,7 @@ import torch
 
 from ._ext import build_info
 from .dtypes import TORCH as DT
-from .kernels import W4A16Error, can_implement, check_device, problem, tactics
+from .kernels import W4A16Error, can_implement, check_device, problem, short_card, tactics
 from .runner import gemm, selected_tactic
 from .timing import SETTLE_S, n_copies, random_packed, time_graph, time_interleaved, weight_bytes, weight_copies
 
@@ -46,11 +46,8 @@ SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec
 
 
 def card_name() -> str:
-    name = torch.cuda.get_device_name()
-    for key in SPEC_BW:
-        if key in name:
-            return key
-    return name
+    """The current device's short card name (kernels.short_card), as results record it."""
+    return short_card(torch.cuda.get_device_name())
 
 
 def applicable(names, x, p, sms) -> list[str]:

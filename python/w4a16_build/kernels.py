@@ -83,6 +83,21 @@ def _device_facts(device: torch.device) -> tuple[int, int, str]:
     return _facts_of(device.index if device.index is not None else torch.cuda.current_device())
 
 
+# The cards that benchmark results and the heuristic table name, by these short names.
+CARDS = ("H100", "H200")
+
+
+def short_card(name: str) -> str:
+    """A device name as results name its card: "H100" for "NVIDIA H100 80GB HBM3"; a card
+    not in CARDS keeps its whole name."""
+    return next((key for key in CARDS if key in name), name)
+
+
+def card_of(device: torch.device) -> str:
+    """The short card name (short_card) of a CUDA device."""
+    return short_card(_device_facts(device)[2])
+
+
 def compute_capability(device: torch.device) -> int:
     """major * 10 + minor of a CUDA device (e.g. 90, 86)."""
     return _device_facts(device)[0]

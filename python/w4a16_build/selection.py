@@ -23,7 +23,7 @@ from importlib import resources
 import torch
 
 from ._ext import build_info
-from .kernels import (FORCE_SM80_ENV, check_device, compiled, compute_capability, device_key, fits, forced_sm80,
+from .kernels import (FORCE_SM80_ENV, card_of, check_device, compiled, compute_capability, device_key, fits, forced_sm80,
                       ptx_fallback, runs_on, tactics)
 from .tune_cache import TuneCache, make_key
 
@@ -52,13 +52,18 @@ def heuristic_table() -> dict:
 
 
 def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
-                    max_distance: float | None = None) -> str | None:
+                    max_distance: float | None = None, card: str | None = None,
+                    same_card: bool = False) -> str | None:
     """The table's measured tactic for the nearest measured shape (log distance in N and K) with
     the same dtype, mode, group and M bucket, if the table has measured rows (and, with
-    max_distance, if that shape is at most that far: |log N ratio| + |log K ratio|). Per-column
-    rows match any group: a per-column weight has one scale per row (its group_size is K), and the
-    sweep stored those rows under its --group argument."""
-    rows = [r for r in heuristic_table().get("measured", [])
+    max_distance, if that shape is at most that far: |log N ratio| + |log K ratio|; with
+    same_card, only where `card` is the table's measured_card, the card the rows were timed on).
+    Per-column rows match any group: a per-column weight has one scale per row (its group_size is
+    K), and the sweep stored those rows under its --group argument."""
+    table = heuristic_table()
+    if same_card and (card is None or card != table.get("measured_card")):
+        return None
+    rows = [r for r in table.get("measured", [])
             if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
             and bucket_for(r["m"]) == bucket_for(m)]
     if not rows:
@@ -107,12 +112,14 @@ def names_fit(cfg, rule: dict) -> bool:
 
 
 def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
-                      mode: str | None = None, group: int | None = None, k: int | None = None) -> list[str]:
+                      mode: str | None = None, group: int | None = None, k: int | None = None,
+                      card: str | None = None) -> list[str]:
     """Names of `kernels` (configurations) ordered by the heuristic table. First the size rules
     that cover the call (small layers, the smallest M): each one's kernels (its family, the axis
     values it names) that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
     shape (when the table has measured rows; within the rule's measured_max_distance of that shape
-    where the rule has one, the "cost" rule), then by the first ordinary rule that covers m: the
+    where the rule has one, and only on the card that timed them (`card`, kernels.short_card) where
+    it has measured_same_card: the "cost" rule), then by the first ordinary rule that covers m: the
     rule's family first, kernels that cannot take m last, the other families in the table's
     family_order, then each family's rank_key. A size rule
     ranks only the kernels with the axis values it names (names_fit); with none here it changes
@@ -129,7 +136,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
         rest = [c for c in rest if c.name not in taken]
     # The nearest measured shape needs K as well as N.
     # A rule with measured_max_distance (the "cost" rule) takes a measured row only that near.
-    first = (measured_choice(dtype, mode, group, n, k, m, rule.get("measured_max_distance"))
+    first = (measured_choice(dtype, mode, group, n, k, m, rule.get("measured_max_distance"), card,
+                             rule.get("measured_same_card", False))
              if dtype is not None and k is not None else None)
 
     order = heuristic_table().get("family_order", [])
@@ -237,7 +245,8 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
     cc = compute_capability(device)
-    order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device), cc) if t not in order]
+    order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device), cc,
+                                         card=card_of(device)) if t not in order]
     return [t for t in order if serves(t, cc)]
 
 
@@ -253,12 +262,14 @@ def is_ptx_fallback(tactic: str, cc: int) -> bool:
     return cfg is not None and ptx_fallback(cfg, cc)
 
 
-def heuristic_order(dtype, mode, group, n, k, m, sms: int, cc: int | None = None) -> list[str]:
-    """Every compiled tactic of this dtype and mode in the heuristic table's order (no tuning); with
-    the device's compute capability cc, the GPU's own kernels before an SM80 family's PTX
-    (kernels.ptx_fallback; a stable sort), as gemm() ranks them."""
+def heuristic_order(dtype, mode, group, n, k, m, sms: int, cc: int | None = None,
+                    card: str | None = None) -> list[str]:
+    """Every compiled tactic of this dtype and mode in the heuristic table's order (no tuning) for
+    a device of `sms` SMs and short card name `card` (kernels.card_of); with the device's compute
+    capability cc, the GPU's own kernels before an SM80 family's PTX (kernels.ptx_fallback; a
+    stable sort), as gemm() ranks them."""
     kernels = [compiled()[t] for t in tactics(dtype, mode)]
-    order = rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k)
+    order = rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k, card=card)
     return order if cc is None else sorted(order, key=lambda t: is_ptx_fallback(t, cc))
 
 

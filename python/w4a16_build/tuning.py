@@ -27,7 +27,7 @@ import torch
 
 from ._ext import build_info
 from .dtypes import TORCH, name_of
-from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, check_device,
+from .kernels import (UnsupportedDeviceError, W4A16Error, as_cuda_device, can_implement, card_of, check_device,
                       compute_capability, launch_or_raise, pieces, problem, status_string, tactics)
 from . import selection
 from .selection import BUCKETS, bucket_for, cache_key, forget_shape
@@ -91,12 +91,13 @@ def holds_elsewhere(checks: dict[int, tuple[float, float]], tolerance: float = C
 
 
 def heuristic_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int, sms: int,
-                     applicable: list[str], cc: int | None = None) -> str | None:
+                     applicable: list[str], cc: int | None = None, card: str | None = None) -> str | None:
     """What gemm() runs for this call untuned: the heuristic table's first applicable tactic, in
     gemm()'s order for a device of compute capability cc (on Hopper its own kernels before the SM80
-    PTX)."""
+    PTX) and short card name `card` (kernels.card_of: which measured rows apply)."""
     ok = set(applicable)
-    return next((t for t in selection.heuristic_order(dtype, mode, group, n, k, m, sms, cc) if t in ok), None)
+    return next((t for t in selection.heuristic_order(dtype, mode, group, n, k, m, sms, cc, card=card)
+                 if t in ok), None)
 
 
 def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwise", group_size: int = 128,
@@ -151,7 +152,8 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             if not applicable:
                 bar.update(1)
                 continue
-            heur = heuristic_choice(dtype, mode, group, n, k, _rows(m, n, k), sms, applicable, cc)
+            heur = heuristic_choice(dtype, mode, group, n, k, _rows(m, n, k), sms, applicable, cc,
+                                    card_of(device))
             try:
                 tactic, sec, record = decide_bucket(lambda ts: _screen(ts, probs, device, m),
                                                     lambda ts: _confirm(ts, probs, device, m),
@@ -239,7 +241,8 @@ def _check_elsewhere(tactic, bucket, n, k, dtype, mode, group, packs, sms, names
     cc = compute_capability(device)
     for cm in check_points(bucket):
         probs, applicable = _problems(cm, n, k, dtype, packs, sms, names, device)
-        heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable, cc)
+        heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable, cc,
+                                card_of(device))
         if heur is None or heur == tactic or tactic not in applicable:
             continue
         timed = _confirm([tactic, heur], probs, device, cm)

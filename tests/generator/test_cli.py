@@ -156,6 +156,25 @@ def test_derive_greedy_cover(repo_root, tmp_path):
     assert table["rules"], "the rules are kept"
 
 
+def test_derive_names_the_card_of_its_measured_rows(repo_root, tmp_path):
+    """The measured rows are one card's timings (the cost rule takes them only on that card:
+    measured_same_card); derive writes that card as measured_card and refuses results of several."""
+    import json as _json
+
+    shipped = repo_root / "python" / "w4a16_build" / "heuristics.json"
+    h100, h200 = tmp_path / "a.json", tmp_path / "b.json"
+    h100.write_text(_json.dumps(bench_doc([row(4096, 4096, 1, C, 10.0)])))
+    h200.write_text(_json.dumps(dict(bench_doc([row(4096, 4096, 64, A, 30.0)]), card="H200")))
+    heur = tmp_path / "h.json"
+    r = run(repo_root, str(h100), "--write-manifest", str(tmp_path / "m.yaml"), "--heuristics", str(shipped),
+            "--write-heuristics", str(heur), module="generator.derive")
+    assert r.returncode == 0, r.stderr
+    assert _json.loads(heur.read_text())["measured_card"] == "H100"
+    r = run(repo_root, str(h100), str(h200), "--write-manifest", str(tmp_path / "m.yaml"), "--heuristics",
+            str(shipped), "--write-heuristics", str(heur), module="generator.derive")
+    assert r.returncode == 2 and "H100" in r.stderr and "H200" in r.stderr
+
+
 def test_derive_rejects_bad_input(repo_root, tmp_path):
     import json as _json
 

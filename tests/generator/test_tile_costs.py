@@ -14,7 +14,7 @@ def test_the_shipped_tile_costs_re_derive_from_the_shipped_results(repo_root):
     table = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
     rule = next(r for r in table["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
     files = [str(repo_root / f) for f in rule["fitted_from"]]
-    assert len(files) == 11 and all(glob.glob(f) for f in files)
+    assert len(files) == 16 and all(glob.glob(f) for f in files)
     fitted = tile_costs.fitted(files)
     assert fitted["cost_terms"] == rule["cost_terms"]
     assert fitted["residual_points"] == rule["residual_points"]

@@ -128,13 +128,15 @@ def test_the_selection_offers_only_the_families_that_serve_the_gpu(monkeypatch, 
     monkeypatch.setattr(selection, "compiled", lambda: {c.name: c for c in (CUTLASS, SKINNY, TILED)})
     monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
     monkeypatch.setattr(selection, "check_device", lambda d: 100)
-    monkeypatch.setattr(selection, "heuristic_order", lambda *a: [CUTLASS.name, SKINNY.name, TILED.name])
+    monkeypatch.setattr(selection, "heuristic_order", lambda *a, **kw: [CUTLASS.name, SKINNY.name, TILED.name])
     for cc, want in ((90, [CUTLASS.name, SKINNY.name]), (86, [TILED.name])):
         monkeypatch.setattr(selection, "compute_capability", lambda d, cc=cc: cc)
+        monkeypatch.setattr(selection, "card_of", lambda d: "H100")
         assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == want
     build.set(["80-real", "80-virtual"])
     monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [TILED.name]
 
 
@@ -173,9 +175,11 @@ def test_a_hopper_gpu_runs_its_own_kernels_before_the_sm80_ptx(monkeypatch, buil
                         lambda *a, **kw: [skinny80.name, TILED.name, CUTLASS.name, SKINNY.name])
     for cc, want in ((90, [CUTLASS.name, SKINNY.name, skinny80.name, TILED.name]), (86, [skinny80.name, TILED.name])):
         monkeypatch.setattr(selection, "compute_capability", lambda d, cc=cc: cc)
+        monkeypatch.setattr(selection, "card_of", lambda d: "H100")
         assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == want
     monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [skinny80.name, TILED.name]
 
 
@@ -210,6 +214,7 @@ def test_the_tuner_compares_against_what_gemm_runs_on_hopper_with_the_sm80_ptx(m
     monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {})
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     first = selection.ranked_tactics("fp16", "groupwise", 128, 4096, 4096, 1, None)[0]
     assert "90a" in cands[first].archs
     assert tuning.heuristic_choice("fp16", "groupwise", 128, 4096, 4096, 1, 132, list(cands), cc=90) == first

@@ -322,6 +322,43 @@ def test_measured_rows_come_first(monkeypatch):
     assert ranked(64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)[0] == "c64p"
 
 
+def test_the_cost_rule_takes_a_measured_row_only_on_the_card_that_measured_it(monkeypatch):
+    """Issue 16 item 4 (thirteenth session): the table's measured rows are the H100's; from M = 65
+    the cost rule, fitted on H200 timings, chose better on the H200 without them (benchmarks/NOTES.md,
+    "Measured rows on their own card"). A rule with measured_same_card takes a row only where the
+    device is the table's measured_card; the rules without it (M <= 64) take them on any card."""
+    import copy
+
+    import w4a16_build.selection as t
+
+    table = copy.deepcopy(heuristic_table())
+    row = {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 4096, "tactic": ALIAS["c64p"], "us": 1}
+    table["measured"] = [dict(row, m=256), dict(row, m=64)]
+    table["measured_card"] = "H100"
+    monkeypatch.setattr(t, "heuristic_table", lambda: table)
+    kw = dict(dtype="fp16", mode="groupwise", group=128, k=4096)
+    assert ranked(256, 4096, 132, card="H100", **kw)[0] == "c64p"
+    assert ranked(256, 4096, 132, card="H200", **kw)[0] != "c64p"
+    assert ranked(256, 4096, 132, **kw)[0] != "c64p"                  # a card not known: not its rows
+    assert ranked(64, 4096, 132, card="H200", **kw)[0] == "c64p"      # the M <= 64 rule: any card
+    del table["measured_card"]                                          # rows of no named card
+    assert ranked(256, 4096, 132, card="H100", **kw)[0] != "c64p"
+
+
+def test_the_shipped_measured_rows_name_their_card():
+    t = heuristic_table()
+    assert t["measured_card"] == "H100"
+    assert [r.get("measured_same_card") for r in t["rules"] if r.get("tokens") == "cost"] == [True]
+
+
+def test_card_names_are_the_short_names_results_use():
+    from w4a16_build.kernels import short_card
+
+    assert short_card("NVIDIA H100 80GB HBM3") == "H100"
+    assert short_card("NVIDIA H200") == "H200"
+    assert short_card("NVIDIA A100-SXM4-80GB") == "NVIDIA A100-SXM4-80GB"
+
+
 # ---------------------------------------------------- a bad cache costs speed, never correctness
 
 
@@ -436,6 +473,7 @@ def fake_card(monkeypatch, times):
     monkeypatch.setattr(tuning, "as_cuda_device", lambda d: torch.device("cpu"))
     monkeypatch.setattr(tuning, "check_device", lambda d: 132)
     monkeypatch.setattr(tuning, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(tuning, "card_of", lambda d: "H100")
     monkeypatch.setattr(tuning, "tactics", lambda dtype, mode, device=None: sorted(next(iter(times.values()))))
     monkeypatch.setattr(tuning, "random_packed", lambda *a, **kw: None)
     monkeypatch.setattr(tuning, "weight_copies", lambda p: [p, p])
@@ -504,9 +542,10 @@ DEFAULT_TILES = ["t128x128x128_c1x1_coop_persistent", "t128x128x128_c1x1_coop_st
                  "t64x32x128_c1x1_pingpong_persistent", "t64x64x128_c1x1_pingpong_persistent"]
 
 
-def cutlass_first(m, n, k, dtype="fp16", tiles=DEFAULT_TILES):
+def cutlass_first(m, n, k, dtype="fp16", tiles=DEFAULT_TILES, card=None):
     cfgs = [parse_name(f"{dtype}_int4_groupwise_{t}") for t in tiles]
-    return rank_by_heuristic(cfgs, m, n, 132, dtype=dtype, mode="groupwise", group=128, k=k)[0].split("_", 3)[3]
+    return rank_by_heuristic(cfgs, m, n, 132, dtype=dtype, mode="groupwise", group=128, k=k,
+                             card=card)[0].split("_", 3)[3]
 
 
 def test_narrow_layers_at_large_m_get_the_tile_that_fills_the_card():
@@ -520,11 +559,13 @@ def test_narrow_layers_at_large_m_get_the_tile_that_fills_the_card():
 
 
 def test_the_shape_set_keeps_its_measured_rows_under_the_cost_rule():
-    """A layer within measured_max_distance of a measured shape takes that row (the H100 sweep's
-    fastest), not the fitted cost: 28672 x 8192 (K x N) at M = 128 (the cost rule) and 14336 x 4096
-    at M = 64 (the cover_m rule, which takes measured rows at any distance)."""
-    assert cutlass_first(128, 8192, 28672) == "t128x128x128_c1x1_coop_streamk"
-    assert cutlass_first(64, 4096, 14336) == "t128x64x128_c1x1_coop_streamk"
+    """On the H100, which timed the measured rows, a layer within measured_max_distance of a
+    measured shape takes that row (the H100 sweep's fastest), not the fitted cost: 28672 x 8192
+    (K x N) at M = 128 (the cost rule) and 14336 x 4096 at M = 64 (the cover_m rule, which takes
+    measured rows at any distance, on any card). On another card the cost rule ranks."""
+    assert cutlass_first(128, 8192, 28672, card="H100") == "t128x128x128_c1x1_coop_streamk"
+    assert cutlass_first(128, 8192, 28672, card="H200") == cutlass_first(128, 8192, 28672)
+    assert cutlass_first(64, 4096, 14336, card="H200") == "t128x64x128_c1x1_coop_streamk"
 
 
 def test_a_tile_without_a_fitted_cost_ranks_after_the_fitted_ones():
@@ -555,9 +596,10 @@ def test_a_bucket_kept_for_the_heuristic_is_ranked_per_m(tmp_path, monkeypatch):
 
     selection.clear_memo()
     monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {4096: ("", 1.0)})
-    monkeypatch.setattr(selection, "heuristic_order", lambda *a: ["x", "y"])
+    monkeypatch.setattr(selection, "heuristic_order", lambda *a, **kw: ["x", "y"])
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     monkeypatch.setattr(selection, "serves", lambda t, cc: True)
     monkeypatch.setattr(selection, "is_ptx_fallback", lambda t, cc: False)
     warned = []
@@ -579,9 +621,10 @@ def test_choices_are_memoized_per_m_and_a_refused_tactic_is_not_chosen_again(mon
     monkeypatch.setattr(selection, "tuned_choices", lambda *a, **k: {})
     monkeypatch.setattr(selection, "check_device", lambda d: 132)
     monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     monkeypatch.setattr(selection, "serves", lambda t, cc: True)
     monkeypatch.setattr(selection, "is_ptx_fallback", lambda t, cc: False)
-    monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms, cc=None: ["a", "b"] if m == 200 else ["b", "a"])
+    monkeypatch.setattr(selection, "heuristic_order", lambda dtype, mode, group, n, k, m, sms, cc=None, card=None: ["a", "b"] if m == 200 else ["b", "a"])
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 200, dev, lambda t: True) == "a"
     assert selection.select_tactic("fp16", "groupwise", 128, 256, 256, 256, dev, lambda t: True) == "b"
     assert selection.memoized("fp16", "groupwise", 128, 256, 256, 200, dev) == "a"
