@@ -120,8 +120,9 @@ def measured_rows(points: dict[tuple, dict[str, float]], chosen: list[str]) -> l
 
 def results_card(paths: list[str]) -> str | None:
     """The one card that benchmark results name ("card"; None where none names one). Results of
-    several cards are refused (ValueError): a measured row is taken only on its own card
-    (selection.measured_choice, measured_same_card), so one table holds one card's rows."""
+    several cards are refused (ValueError) for the heuristic table: a measured row is taken only on
+    its own card (selection.measured_choice, measured_same_card), so one table holds one card's
+    rows (a manifest alone may be derived from several cards' results)."""
     cards = {json.loads(Path(p).read_text()).get("card") for p in paths} - {None}
     if len(cards) > 1:
         raise ValueError(f"results of several cards ({', '.join(sorted(cards))}): derive one card's results at a time")
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m w4a16_build.deriv
         return 2
     try:
         points = load_points(args.results)
-        card = results_card(args.results)
+        card = results_card(args.results) if args.write_heuristics else None   # a manifest may mix cards
         table = json.loads(Path(args.heuristics).read_text()) if args.heuristics else None
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -173,6 +173,8 @@ def test_derive_names_the_card_of_its_measured_rows(repo_root, tmp_path):
     r = run(repo_root, str(h100), str(h200), "--write-manifest", str(tmp_path / "m.yaml"), "--heuristics",
             str(shipped), "--write-heuristics", str(heur), module="generator.derive")
     assert r.returncode == 2 and "H100" in r.stderr and "H200" in r.stderr
+    r = run(repo_root, str(h100), str(h200), "--write-manifest", str(tmp_path / "m.yaml"), module="generator.derive")
+    assert r.returncode == 0, r.stderr                  # a manifest alone may come from several cards
 
 
 def test_derive_rejects_bad_input(repo_root, tmp_path):
