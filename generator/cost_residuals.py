@@ -38,6 +38,24 @@ def _logs(points: list) -> list[tuple[float, float, float]]:
     return hit[1]
 
 
+# The points by distance from the last call shape: a ranking corrects every tile at one (M, N, K),
+# so the distances are computed and sorted once for all of them. One entry, replaced whole (safe
+# across threads); it holds the points list itself, which is compared by identity.
+_LAST: tuple = (None, None, [])
+
+
+def _by_distance(points: list, m: int, n: int, k: int) -> list[tuple[float, int]]:
+    """[(distance, point index)] from (m, n, k), nearest first."""
+    global _LAST
+    last = _LAST
+    if last[0] is points and last[1] == (m, n, k):
+        return last[2]
+    lm, ln, lk = math.log(m), math.log(n), math.log(k)
+    order = sorted((abs(pm - lm) + abs(pn - ln) + abs(pk - lk), i) for i, (pm, pn, pk) in enumerate(_logs(points)))
+    _LAST = (points, (m, n, k), order)
+    return order
+
+
 def settings(rule: dict) -> tuple[int, float, float]:
     """(count, scale, fade) of a rule, SETTINGS where it names none."""
     return tuple(rule.get(key, default) for key, default in SETTINGS.items())
@@ -50,9 +68,15 @@ def correction(points: list, residuals: list, m: int, n: int, k: int, count: int
     residuals list not as long as the points is refused (ValueError): a table edited by hand."""
     if len(residuals) != len(points):
         raise ValueError(f"heuristics.json: {len(residuals)} residuals for {len(points)} residual_points")
-    lm, ln, lk = math.log(m), math.log(n), math.log(k)
-    near = sorted((abs(pm - lm) + abs(pn - ln) + abs(pk - lk), r)
-                  for (pm, pn, pk), r in zip(_logs(points), residuals) if r is not None)[:count]
+    near = []
+    for d, i in _by_distance(points, m, n, k):
+        r = residuals[i]
+        if r is None:
+            continue
+        if len(near) >= count and d != near[-1][0]:
+            break
+        near.append((d, r))
+    near = sorted(near)[:count]      # at one distance, the smaller residuals first
     weights = [math.exp(-d / scale) for d, _ in near]
     total = sum(weights) + math.exp(-fade / scale)
     return sum(w * r for w, (_, r) in zip(weights, near)) / total if total else 0.0

@@ -204,3 +204,38 @@ def test_cost_residuals_near_the_call_correct_the_fitted_time():
                                          1.0)) < 0.4 * 0.01
     with pytest.raises(ValueError, match="2 residuals for 1 residual_points"):
         cost_residuals.correction(one, [0.4, 0.1], 100, 1000, 1000, 8, 0.3, 1.0)
+
+
+def test_the_correction_equals_its_definition_at_any_call():
+    """cost_residuals.correction orders the points by distance once per call shape and reuses that
+    order for every tile (a ranking corrects each tile at one (M, N, K)); it must equal the
+    definition: the weighted mean at the `count` nearest points with a residual, the points of equal
+    distance ordered by their residual, pulled toward 0 by the fade weight."""
+    import json
+    import math
+    import random
+
+    from generator import cost_residuals
+
+    def reference(points, residuals, m, n, k, count, scale, fade):
+        lm, ln, lk = math.log(m), math.log(n), math.log(k)
+        near = sorted((abs(math.log(pm) - lm) + abs(math.log(pn) - ln) + abs(math.log(pk) - lk), r)
+                      for (pm, pn, pk), r in zip(points, residuals) if r is not None)[:count]
+        w = [math.exp(-d / scale) for d, _ in near]
+        return sum(a * r for a, (_, r) in zip(w, near)) / (sum(w) + math.exp(-fade / scale))
+
+    rule = next(r for r in json.loads(open("python/w4a16_build/heuristics.json").read())["rules"]
+                if r.get("tokens") == "cost")
+    points, table = rule["residual_points"], rule["cost_residuals"]
+    rng = random.Random(7)
+    for _ in range(40):
+        m, n, k = rng.choice([96, 200, 333, 4096]), rng.choice([896, 5000, 28672]), rng.choice([512, 4096, 20000])
+        for res in table.values():           # every tile at one call shape, as a ranking does
+            assert cost_residuals.correction(points, res, m, n, k, 8, 0.3, 1.0) == pytest.approx(
+                reference(points, res, m, n, k, 8, 0.3, 1.0), abs=1e-12)
+    # Ties at the count boundary: four points at one distance, two taken, the smaller residuals.
+    pts = [[100, 1000, 1000], [200, 1000, 1000], [50, 1000, 1000], [100, 2000, 1000], [100, 500, 1000]]
+    for res in ([0.0, 0.3, 0.1, 0.2, 0.4], [0.9, None, 0.3, 0.2, 0.1], [None, 0.5, -0.3, 0.2, 0.1]):
+        for count in (1, 2, 3, 8):
+            assert cost_residuals.correction(pts, res, 100, 1000, 1000, count, 0.3, 1.0) == pytest.approx(
+                reference(pts, res, 100, 1000, 1000, count, 0.3, 1.0), abs=1e-12)
