@@ -118,15 +118,18 @@ def measured_rows(points: dict[tuple, dict[str, float]], chosen: list[str]) -> l
     return rows
 
 
-def results_card(paths: list[str]) -> str | None:
-    """The one card that benchmark results name ("card"; None where none names one). Results of
-    several cards are refused (ValueError) for the heuristic table: a measured row is taken only on
+def results_card(paths: list[str]) -> str:
+    """The one card that benchmark results name ("card"). A result without one, or results of
+    several cards, are refused (ValueError) for the heuristic table: a measured row is taken only on
     its own card (selection.measured_choice, measured_same_card), so one table holds one card's
     rows (a manifest alone may be derived from several cards' results)."""
-    cards = {json.loads(Path(p).read_text()).get("card") for p in paths} - {None}
+    cards = {json.loads(Path(p).read_text()).get("card") for p in paths}
+    if None in cards:
+        raise ValueError("a result names no card (\"card\"): the table's measured rows need the card that timed "
+                         "them (python -m w4a16_build.bench --json records it)")
     if len(cards) > 1:
         raise ValueError(f"results of several cards ({', '.join(sorted(cards))}): derive one card's results at a time")
-    return next(iter(cards), None)
+    return cards.pop()
 
 
 def manifest_text(chosen: list[str], sources: list[str], tolerance: float, n_points: int, *,

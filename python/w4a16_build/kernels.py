@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import torch
 
@@ -88,9 +89,10 @@ CARDS = ("H100", "H200")
 
 
 def short_card(name: str) -> str:
-    """A device name as results name its card: "H100" for "NVIDIA H100 80GB HBM3"; a card
-    not in CARDS keeps its whole name."""
-    return next((key for key in CARDS if key in name), name)
+    """A device name as results name its card: "H100" for "NVIDIA H100 80GB HBM3" (the name as a
+    word: a GH200 is not an H200); a card not in CARDS keeps its whole name. Variants of one card
+    (SXM, PCIe, NVL) share its short name."""
+    return next((key for key in CARDS if re.search(rf"\b{key}\b", name)), name)
 
 
 def card_of(device: torch.device) -> str:

@@ -175,6 +175,11 @@ def test_derive_names_the_card_of_its_measured_rows(repo_root, tmp_path):
     assert r.returncode == 2 and "H100" in r.stderr and "H200" in r.stderr
     r = run(repo_root, str(h100), str(h200), "--write-manifest", str(tmp_path / "m.yaml"), module="generator.derive")
     assert r.returncode == 0, r.stderr                  # a manifest alone may come from several cards
+    nameless = tmp_path / "c.json"
+    nameless.write_text(_json.dumps({k: v for k, v in bench_doc([row(4096, 4096, 1, C, 10.0)]).items() if k != "card"}))
+    r = run(repo_root, str(nameless), "--write-manifest", str(tmp_path / "m.yaml"), "--heuristics", str(shipped),
+            "--write-heuristics", str(heur), module="generator.derive")
+    assert r.returncode == 2 and "names no card" in r.stderr
 
 
 def test_derive_rejects_bad_input(repo_root, tmp_path):

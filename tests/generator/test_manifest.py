@@ -95,7 +95,9 @@ def test_default_is_derived_from_the_committed_sweep(repo_root, tmp_path):
     shipped_default = plan(builtin("default"))
     assert derived == [k.name for k in shipped_default.kernels if k.family not in ("skinny", "skinny80", "tiled")]
     shipped = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
-    assert json.loads((tmp_path / "h.json").read_text())["measured"] == shipped["measured"]
+    derived_table = json.loads((tmp_path / "h.json").read_text())
+    assert derived_table["measured"] == shipped["measured"]
+    assert derived_table["measured_card"] == shipped["measured_card"] == "H100"
 
 
 def test_minimal_is_small_and_valid():

@@ -217,4 +217,4 @@ def test_the_tuner_compares_against_what_gemm_runs_on_hopper_with_the_sm80_ptx(m
     monkeypatch.setattr(selection, "card_of", lambda d: "H100")
     first = selection.ranked_tactics("fp16", "groupwise", 128, 4096, 4096, 1, None)[0]
     assert "90a" in cands[first].archs
-    assert tuning.heuristic_choice("fp16", "groupwise", 128, 4096, 4096, 1, 132, list(cands), cc=90) == first
+    assert tuning.heuristic_choice("fp16", "groupwise", 128, 4096, 4096, 1, 132, list(cands), cc=90, card="H100") == first

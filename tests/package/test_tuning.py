@@ -345,6 +345,33 @@ def test_the_cost_rule_takes_a_measured_row_only_on_the_card_that_measured_it(mo
     assert ranked(256, 4096, 132, card="H100", **kw)[0] != "c64p"
 
 
+def test_gemms_ranking_passes_the_devices_card(monkeypatch):
+    """Review (thirteenth session): gemm()'s order (ranked_tactics, through the real
+    heuristic_order) must rank for the device's card: the H100's row first on an H100 only."""
+    import copy
+
+    import torch as _torch
+
+    import w4a16_build.selection as t
+
+    table = copy.deepcopy(heuristic_table())
+    table["measured"] = [{"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 4096, "m": 256,
+                          "tactic": ALIAS["c64p"], "us": 1}]
+    table["measured_card"] = "H100"
+    monkeypatch.setattr(t, "heuristic_table", lambda: table)
+    monkeypatch.setattr(t, "compiled", lambda: {c.name: c for c in KS})
+    monkeypatch.setattr(t, "tactics", lambda dtype, mode: [c.name for c in KS])
+    monkeypatch.setattr(t, "tuned_choices_memoized", lambda *a: {})
+    monkeypatch.setattr(t, "check_device", lambda d: 132)
+    monkeypatch.setattr(t, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(t, "serves", lambda name, cc: True)
+    monkeypatch.setattr(t, "is_ptx_fallback", lambda name, cc: False)
+    for card, first in (("H100", True), ("H200", False)):
+        monkeypatch.setattr(t, "card_of", lambda d, c=card: c)
+        order = t.ranked_tactics("fp16", "groupwise", 128, 4096, 4096, 256, _torch.device("cpu"))
+        assert (order[0] == ALIAS["c64p"]) is first, card
+
+
 def test_the_shipped_measured_rows_name_their_card():
     t = heuristic_table()
     assert t["measured_card"] == "H100"
@@ -357,6 +384,8 @@ def test_card_names_are_the_short_names_results_use():
     assert short_card("NVIDIA H100 80GB HBM3") == "H100"
     assert short_card("NVIDIA H200") == "H200"
     assert short_card("NVIDIA A100-SXM4-80GB") == "NVIDIA A100-SXM4-80GB"
+    assert short_card("NVIDIA GH200 480GB") == "NVIDIA GH200 480GB"      # not the H200
+    assert short_card("NVIDIA H100 NVL") == "H100"
 
 
 # ---------------------------------------------------- a bad cache costs speed, never correctness
@@ -455,7 +484,7 @@ def test_per_column_calls_find_their_measured_rows():
     assert t.measured_choice("fp16", "groupwise", 64, 4096, 4096, 1) is None
 
 
-def fake_card(monkeypatch, times):
+def fake_card(monkeypatch, times, heuristic_calls=None):
     """tune() on a CPU with the kernels and the timer faked at their lowest level: a launch returns
     (tactic, M) and a timing looks that up in times[M][tactic] (seconds). Only the GPU is faked:
     screening, confirmation, the checks and the cache writes run as they do on a card."""
@@ -473,7 +502,7 @@ def fake_card(monkeypatch, times):
     monkeypatch.setattr(tuning, "as_cuda_device", lambda d: torch.device("cpu"))
     monkeypatch.setattr(tuning, "check_device", lambda d: 132)
     monkeypatch.setattr(tuning, "compute_capability", lambda d: 90)
-    monkeypatch.setattr(tuning, "card_of", lambda d: "H100")
+    monkeypatch.setattr(tuning, "card_of", lambda d: "H-test")
     monkeypatch.setattr(tuning, "tactics", lambda dtype, mode, device=None: sorted(next(iter(times.values()))))
     monkeypatch.setattr(tuning, "random_packed", lambda *a, **kw: None)
     monkeypatch.setattr(tuning, "weight_copies", lambda p: [p, p])
@@ -486,8 +515,21 @@ def fake_card(monkeypatch, times):
     monkeypatch.setattr(tuning, "SETTLE_S", 0.0)
     monkeypatch.setattr(tuning, "build_info", lambda: {"build_hash": "test"})
     monkeypatch.setattr(tuning, "cache_key", lambda *a: "key")
-    monkeypatch.setattr(tuning, "heuristic_choice", lambda *a: "h")
+    calls = [] if heuristic_calls is None else heuristic_calls
+    monkeypatch.setattr(tuning, "heuristic_choice", lambda *a: calls.append(a) or "h")
     return tuning
+
+
+def test_tune_compares_against_the_choice_for_the_devices_card(tmp_path, monkeypatch):
+    """Review (thirteenth session): tune()'s untuned choice must be gemm()'s, which takes a measured
+    row from M = 65 only on the card that timed it: tune() passes the device's card (kernels.card_of)
+    at the bucket's M and at its check points."""
+    calls = []
+    tuning = fake_card(monkeypatch, {4096: {"a": 0.90, "h": 1.00}, 2049: {"a": 0.50, "h": 0.55},
+                                     3072: {"a": 0.70, "h": 0.70}}, calls)
+    tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False,
+                cache=TuneCache(tmp_path / "t.json"))
+    assert len(calls) >= 3 and {c[-1] for c in calls} == {"H-test"}     # M = 4096, 2049, 3072
 
 
 def test_a_choice_slower_at_a_smaller_m_of_its_bucket_is_not_kept(tmp_path, monkeypatch):
@@ -560,12 +602,23 @@ def test_narrow_layers_at_large_m_get_the_tile_that_fills_the_card():
 
 def test_the_shape_set_keeps_its_measured_rows_under_the_cost_rule():
     """On the H100, which timed the measured rows, a layer within measured_max_distance of a
-    measured shape takes that row (the H100 sweep's fastest), not the fitted cost: 28672 x 8192
-    (K x N) at M = 128 (the cost rule) and 14336 x 4096 at M = 64 (the cover_m rule, which takes
-    measured rows at any distance, on any card). On another card the cost rule ranks."""
-    assert cutlass_first(128, 8192, 28672, card="H100") == "t128x128x128_c1x1_coop_streamk"
-    assert cutlass_first(128, 8192, 28672, card="H200") == cutlass_first(128, 8192, 28672)
-    assert cutlass_first(64, 4096, 14336, card="H200") == "t128x64x128_c1x1_coop_streamk"
+    measured shape takes that row (the H100 sweep's fastest), not the fitted cost: 4096 x 28672
+    (K x N) at M = 256 (the cost rule); on another card the cost rule ranks it. 4096 x 6144 at M = 64
+    (the cover_m rule) takes its row at any distance, on any card. Each pick differs from the
+    rule's own (checked with the rows removed), so the asserts say which one decided."""
+    import copy
+    from unittest import mock
+
+    import w4a16_build.selection as t
+
+    assert cutlass_first(256, 28672, 4096, card="H100") == "t128x128x128_c1x1_coop_persistent"
+    assert cutlass_first(256, 28672, 4096, card="H200") == "t256x128x128_c1x1_coop_persistent"
+    assert cutlass_first(64, 6144, 4096, card="H200") == "t64x64x128_c1x1_pingpong_persistent"
+    without = copy.deepcopy(heuristic_table())
+    without["measured"] = []
+    with mock.patch.object(t, "heuristic_table", lambda: without):
+        assert cutlass_first(256, 28672, 4096, card="H100") == "t256x128x128_c1x1_coop_persistent"
+        assert cutlass_first(64, 6144, 4096, card="H200") == "t128x64x128_c1x1_coop_streamk"
 
 
 def test_a_tile_without_a_fitted_cost_ranks_after_the_fitted_ones():
