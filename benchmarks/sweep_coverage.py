@@ -3,20 +3,27 @@ benchmarks/shapes.yaml, which of its distinct layer shapes a `bench --tactic all
 large M (M >= 65), in which dtype / mode / group, at which M, with how many CUTLASS tiles, on which
 card, from which files. A result counts for every model that has the shape (layers recur).
 
-    PYTHONPATH=python:. python benchmarks/sweep_coverage.py benchmarks/results/*.json benchmarks/results/*/*.json
+    PYTHONPATH=python:. python benchmarks/sweep_coverage.py [RESULTS.json ...]
 
-Files that are not `--tactic all` bench results are skipped; a partial run ("complete": false)
+Without files, the committed results (benchmarks/results/*.json and */*.json). Files that are not `--tactic all` bench results are skipped; a partial run ("complete": false)
 is marked. Prints a Markdown table.
 """
 
 import collections
+import glob
 import json
+import os
 import sys
 
 from generator.model import KernelConfig, parse_name
 from w4a16_build import corpus
 
 LARGE_M = 65
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def committed_results() -> list[str]:
+    return sorted(glob.glob(os.path.join(RESULTS, "*.json")) + glob.glob(os.path.join(RESULTS, "*", "*.json")))
 
 
 def coverage(paths: list[str]) -> dict[str, dict]:
@@ -67,4 +74,4 @@ def table(cov: dict[str, dict]) -> str:
 
 
 if __name__ == "__main__":
-    print(table(coverage(sys.argv[1:])))
+    print(table(coverage(sys.argv[1:] or committed_results())))
