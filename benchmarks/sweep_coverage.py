@@ -5,8 +5,9 @@ card, from which files. A result counts for every model that has the shape (laye
 
     PYTHONPATH=python:. python benchmarks/sweep_coverage.py [RESULTS.json ...]
 
-Without files, the committed results (benchmarks/results/*.json and */*.json). Files that are not `--tactic all` bench results are skipped; a partial run ("complete": false)
-is marked. Prints a Markdown table.
+Without files, the committed results (benchmarks/results/*.json and */*.json). Files that are not
+`--tactic all` bench results are skipped; a partial run ("complete": false) is marked. Prints a
+Markdown table.
 """
 
 import collections
@@ -43,7 +44,8 @@ def coverage(paths: list[str]) -> dict[str, dict]:
             continue
         if not isinstance(doc, dict) or doc.get("tactic") != "all" or "rows" not in doc:
             continue
-        name = p.split("results/", 1)[-1] + (" (partial)" if doc.get("complete") is False else "")
+        inside = os.path.realpath(p).startswith(os.path.realpath(RESULTS) + os.sep)
+        name = (os.path.relpath(p, RESULTS) if inside else p) + (" (partial)" if doc.get("complete") is False else "")
         for r in doc["rows"]:
             cfg = parse_name(r["tactic"])
             if r["m"] < LARGE_M or not isinstance(cfg, KernelConfig):

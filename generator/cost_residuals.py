@@ -68,6 +68,8 @@ def correction(points: list, residuals: list, m: int, n: int, k: int, count: int
     residuals list not as long as the points is refused (ValueError): a table edited by hand."""
     if len(residuals) != len(points):
         raise ValueError(f"heuristics.json: {len(residuals)} residuals for {len(points)} residual_points")
+    if count <= 0:
+        return 0.0
     near = []
     for d, i in _by_distance(points, m, n, k):
         r = residuals[i]

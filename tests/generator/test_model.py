@@ -222,7 +222,7 @@ def test_the_correction_equals_its_definition_at_any_call():
         near = sorted((abs(math.log(pm) - lm) + abs(math.log(pn) - ln) + abs(math.log(pk) - lk), r)
                       for (pm, pn, pk), r in zip(points, residuals) if r is not None)[:count]
         w = [math.exp(-d / scale) for d, _ in near]
-        return sum(a * r for a, (_, r) in zip(w, near)) / (sum(w) + math.exp(-fade / scale))
+        return sum(a * r for a, (_, r) in zip(w, near)) / (sum(w) + math.exp(-fade / scale)) if count else 0.0
 
     rule = next(r for r in json.loads(open("python/w4a16_build/heuristics.json").read())["rules"]
                 if r.get("tokens") == "cost")
@@ -231,11 +231,19 @@ def test_the_correction_equals_its_definition_at_any_call():
     for _ in range(40):
         m, n, k = rng.choice([96, 200, 333, 4096]), rng.choice([896, 5000, 28672]), rng.choice([512, 4096, 20000])
         for res in table.values():           # every tile at one call shape, as a ranking does
-            assert cost_residuals.correction(points, res, m, n, k, 8, 0.3, 1.0) == pytest.approx(
-                reference(points, res, m, n, k, 8, 0.3, 1.0), abs=1e-12)
-    # Ties at the count boundary: four points at one distance, two taken, the smaller residuals.
-    pts = [[100, 1000, 1000], [200, 1000, 1000], [50, 1000, 1000], [100, 2000, 1000], [100, 500, 1000]]
-    for res in ([0.0, 0.3, 0.1, 0.2, 0.4], [0.9, None, 0.3, 0.2, 0.1], [None, 0.5, -0.3, 0.2, 0.1]):
-        for count in (1, 2, 3, 8):
-            assert cost_residuals.correction(pts, res, 100, 1000, 1000, count, 0.3, 1.0) == pytest.approx(
-                reference(pts, res, 100, 1000, 1000, count, 0.3, 1.0), abs=1e-12)
+            assert cost_residuals.correction(points, res, m, n, k, 8, 0.3, 1.0) == \
+                reference(points, res, m, n, k, 8, 0.3, 1.0)
+    # Exact ties at the count boundary (the same point twice): the smaller residuals first.
+    pts = [[100, 1000, 1000], [200, 1000, 1000], [200, 1000, 1000], [200, 1000, 1000], [50, 2000, 1000]]
+    for res in ([0.0, 0.3, 0.1, 0.2, 0.4], [0.9, None, 0.3, 0.2, 0.1], [None, 0.5, -0.3, 0.2, 0.1],
+                [None] * 5):
+        for count in (0, 1, 2, 3, 8):
+            assert cost_residuals.correction(pts, res, 100, 1000, 1000, count, 0.3, 1.0) == \
+                reference(pts, res, 100, 1000, 1000, count, 0.3, 1.0)
+    # Two tables' points at one call shape, alternately (a refitted table in a check): each its own.
+    other = [[100, 8000, 1000], [100, 1000, 1000]]      # its nearest is its second point
+    for _ in range(2):
+        assert cost_residuals.correction(other, [0.5, -0.5], 100, 1000, 1000, 1, 0.3, 1.0) == \
+            reference(other, [0.5, -0.5], 100, 1000, 1000, 1, 0.3, 1.0)
+        assert cost_residuals.correction(pts, [None, 0.3, 0.1, 0.2, 0.4], 100, 1000, 1000, 1, 0.3, 1.0) == \
+            reference(pts, [None, 0.3, 0.1, 0.2, 0.4], 100, 1000, 1000, 1, 0.3, 1.0)

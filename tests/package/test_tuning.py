@@ -338,6 +338,7 @@ def test_the_cost_rule_takes_a_measured_row_only_on_the_card_that_measured_it(mo
     monkeypatch.setattr(t, "heuristic_table", lambda: table)
     kw = dict(dtype="fp16", mode="groupwise", group=128, k=4096)
     assert ranked(256, 4096, 132, card="H100", **kw)[0] == "c64p"
+    assert ranked(256, 4096 * 2, 132, card="H100", **kw)[0] != "c64p"       # past measured_max_distance
     assert ranked(256, 4096, 132, card="H200", **kw)[0] != "c64p"
     assert ranked(256, 4096, 132, **kw)[0] != "c64p"                  # a card not known: not its rows
     assert ranked(64, 4096, 132, card="H200", **kw)[0] == "c64p"      # the M <= 64 rule: any card
@@ -530,6 +531,18 @@ def test_tune_compares_against_the_choice_for_the_devices_card(tmp_path, monkeyp
     tuning.tune(256, 256, "fp16", "groupwise", 128, m_values=[4096], progress=False,
                 cache=TuneCache(tmp_path / "t.json"))
     assert len(calls) >= 3 and {c[-1] for c in calls} == {"H-test"}     # M = 4096, 2049, 3072
+
+
+def test_the_untuned_choice_ranks_for_the_card_it_is_given(monkeypatch):
+    """tuning.heuristic_choice passes its card on to the selection's order (the rest of the chain
+    from tune() to the measured rows)."""
+    from w4a16_build import selection, tuning
+
+    seen = []
+    monkeypatch.setattr(selection, "heuristic_order",
+                        lambda *a, card=None, **kw: seen.append(card) or ["x", "y"])
+    assert tuning.heuristic_choice("fp16", "groupwise", 128, 256, 256, 200, 132, ["y"], 90, "H200") == "y"
+    assert seen == ["H200"]
 
 
 def test_a_choice_slower_at_a_smaller_m_of_its_bucket_is_not_kept(tmp_path, monkeypatch):
