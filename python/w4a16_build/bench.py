@@ -33,7 +33,7 @@ import torch
 
 from ._ext import build_info
 from .dtypes import TORCH as DT
-from .kernels import W4A16Error, can_implement, check_device, problem, short_card, tactics
+from .kernels import W4A16Error, as_cuda_device, can_implement, card_of, check_device, problem, tactics
 from .runner import gemm, selected_tactic
 from .timing import SETTLE_S, n_copies, random_packed, time_graph, time_interleaved, weight_bytes, weight_copies
 
@@ -42,12 +42,12 @@ SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57
 # Powers of two and the odd values real batches have (benchmarks/README.md).
 DEFAULT_M = [1, 2, 3, 4, 7, 8, 16, 24, 32, 48, 64, 96, 128, 200, 256, 512, 1024, 3000, 4096]
 TINYGEMM_MAX_M = 128   # where the protocol times tinygemm: it is a small-batch kernel
-SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec
+SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec of the SXM cards (kernels.CARDS)
 
 
 def card_name() -> str:
-    """The current device's short card name (kernels.short_card), as results record it."""
-    return short_card(torch.cuda.get_device_name())
+    """The current device's short card name (kernels.card_of), as results record it."""
+    return card_of(as_cuda_device())
 
 
 def applicable(names, x, p, sms) -> list[str]:

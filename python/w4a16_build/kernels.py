@@ -84,20 +84,26 @@ def _device_facts(device: torch.device) -> tuple[int, int, str]:
     return _facts_of(device.index if device.index is not None else torch.cuda.current_device())
 
 
-# The cards that benchmark results and the heuristic table name, by these short names.
-CARDS = ("H100", "H200")
+# The cards that benchmark results and the heuristic table name by these short names, and their SM
+# counts (the SXM cards the results were timed on; generator/tile_costs.py's SMS says the same).
+CARDS = {"H100": 132, "H200": 132}
 
 
-def short_card(name: str) -> str:
+def short_card(name: str, sms: int | None = None) -> str:
     """A device name as results name its card: "H100" for "NVIDIA H100 80GB HBM3" (the name as a
-    word: a GH200 is not an H200); a card not in CARDS keeps its whole name. Variants of one card
-    (SXM, PCIe, NVL) share its short name."""
-    return next((key for key in CARDS if re.search(rf"\b{key}\b", name)), name)
+    word: a GH200 is not an H200). A variant with another SM count is another card: "H100 (114
+    SMs)" for an H100 PCIe, whose timings and waves are not the SXM card's. A card not in CARDS
+    keeps its whole name."""
+    key = next((k for k in CARDS if re.search(rf"\b{k}\b", name)), None)
+    if key is None:
+        return name
+    return key if sms is None or sms == CARDS[key] else f"{key} ({sms} SMs)"
 
 
 def card_of(device: torch.device) -> str:
-    """The short card name (short_card) of a CUDA device."""
-    return short_card(_device_facts(device)[2])
+    """The short card name (short_card) of a CUDA device, by its name and SM count."""
+    _, sms, name = _device_facts(device)
+    return short_card(name, sms)
 
 
 def compute_capability(device: torch.device) -> int:

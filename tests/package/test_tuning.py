@@ -387,6 +387,18 @@ def test_card_names_are_the_short_names_results_use():
     assert short_card("NVIDIA A100-SXM4-80GB") == "NVIDIA A100-SXM4-80GB"
     assert short_card("NVIDIA GH200 480GB") == "NVIDIA GH200 480GB"      # not the H200
     assert short_card("NVIDIA H100 NVL") == "H100"
+    assert short_card("NVIDIA H100 80GB HBM3", 132) == "H100"
+    assert short_card("NVIDIA H100 PCIe", 114) == "H100 (114 SMs)"     # not the card of the H100 rows
+
+
+def test_the_card_lists_agree():
+    """The cards are named in three places (the generator's fit, the package's selection, the
+    benchmark's bandwidths): the same names and SM counts in each."""
+    from generator import tile_costs
+    from w4a16_build import bench
+    from w4a16_build.kernels import CARDS
+
+    assert tile_costs.SMS == CARDS and set(bench.SPEC_BW) == set(CARDS)
 
 
 # ---------------------------------------------------- a bad cache costs speed, never correctness
