@@ -1,14 +1,15 @@
 """Which compiled tactic a call runs: tuned choice first, the shipped heuristic otherwise.
 
-M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its
-bucket's tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules for layers smaller than every measured
-shape, then measured rows for the nearest measured shape, then rules that rank kernels by their
-configuration, each family's `rank_key` in the generator's model; from M = 65 the CUTLASS tiles by a
-fitted cost, with a measured row only near its shape and on the card that timed it). Choices are memoized per (device, dtype,
-mode, group, N, K, M): after the first call at an M a selection is one dict lookup. Per M, not per
-bucket: the cost rule's choice depends on the exact M (waves of tiles), and a bucket's first M
-must not decide for the others. A bucket `tune()` kept the heuristic for is cached with an empty
-tactic: the heuristic then decides at each M.
+M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its bucket's
+tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules
+for layers smaller than every measured shape, then measured rows for the nearest measured shape,
+then rules that rank kernels by their configuration, each family's `rank_key` in the generator's
+model; from M = 65 the CUTLASS tiles by a fitted cost, with a measured row only near its shape and
+on the card that timed it). Choices are memoized per (device, dtype, mode, group, N, K, M): after
+the first call at an M a selection is one dict lookup. Per M, not per bucket: the cost rule's choice
+depends on the exact M (waves of tiles), and a bucket's first M must not decide for the others. A
+bucket `tune()` kept the heuristic for is cached with an empty tactic: the heuristic then decides at
+each M.
 """
 
 from __future__ import annotations
