@@ -32,6 +32,7 @@ from unittest import mock
 from generator import tile_costs
 from generator.derive import load_points
 from w4a16_build import selection
+from w4a16_build.bench import geomean
 from w4a16_build.schema import parse_name
 
 
@@ -41,10 +42,6 @@ def table_fitted_on(files: list[str]) -> dict:
     rule = next(r for r in t["rules"] if r.get("tokens") == tile_costs.RULE_TOKENS)
     rule.update(tile_costs.fitted(files))
     return t
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def regret(f: str, keep) -> dict[int, list[tuple[float, float, float]]]:

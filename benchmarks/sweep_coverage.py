@@ -46,12 +46,12 @@ def coverage(paths: list[str]) -> dict[str, dict]:
             continue
         inside = os.path.realpath(p).startswith(os.path.realpath(RESULTS) + os.sep)
         name = (os.path.relpath(p, RESULTS) if inside else p) + (" (partial)" if doc.get("complete") is False else "")
+        key = (doc["dtype"], doc["mode"], doc["group"], doc.get("card", "?"))
         for r in doc["rows"]:
             cfg = parse_name(r["tactic"])
             if r["m"] < LARGE_M or not isinstance(cfg, KernelConfig):
                 continue
             for model in by_shape.get((r["k"], r["n"]), ()):
-                key = (doc["dtype"], doc["mode"], doc["group"], doc.get("card", "?"))
                 t = out[model]["timed"].setdefault(key, {"shapes": set(), "m": set(), "tiles": set(), "files": set()})
                 t["shapes"].add((r["k"], r["n"]))
                 t["m"].add(r["m"])

@@ -22,22 +22,6 @@ import math
 
 SETTINGS = {"residual_neighbours": 8, "residual_scale": 0.3, "residual_fade": 1.0}
 
-# The logs of a table's points, read once per points list (the cache holds the list itself, so its
-# id is not reused; a few tables at most: the shipped one, and refitted ones in checks).
-_LOGS: dict[int, tuple[list, list[tuple[float, float, float]]]] = {}
-_LOGS_MAX = 8
-
-
-def _logs(points: list) -> list[tuple[float, float, float]]:
-    hit = _LOGS.get(id(points))
-    if hit is None:
-        if len(_LOGS) >= _LOGS_MAX:
-            _LOGS.clear()
-        hit = (points, [(math.log(m), math.log(n), math.log(k)) for m, n, k in points])
-        _LOGS[id(points)] = hit
-    return hit[1]
-
-
 # The points by distance from the last call shape: a ranking corrects every tile at one (M, N, K),
 # so the distances are computed and sorted once for all of them. One entry, replaced whole (safe
 # across threads); it holds the points list itself, which is compared by identity.
@@ -51,7 +35,8 @@ def _by_distance(points: list, m: int, n: int, k: int) -> list[tuple[float, int]
     if last[0] is points and last[1] == (m, n, k):
         return last[2]
     lm, ln, lk = math.log(m), math.log(n), math.log(k)
-    order = sorted((abs(pm - lm) + abs(pn - ln) + abs(pk - lk), i) for i, (pm, pn, pk) in enumerate(_logs(points)))
+    order = sorted((abs(math.log(pm) - lm) + abs(math.log(pn) - ln) + abs(math.log(pk) - lk), i)
+                   for i, (pm, pn, pk) in enumerate(points))
     _LAST = (points, (m, n, k), order)
     return order
 

@@ -125,7 +125,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
                                      "(or PyTorch was built without CUDA)")
     device = as_cuda_device(device)
     sms = check_device(device)
-    cc = compute_capability(device)
+    cc, card = compute_capability(device), card_of(device)
     group = k if mode == "per_column" else group_size
     m_values = sorted(set(m_values or BUCKETS))
     piece = pieces(1, n, k)[0]
@@ -152,8 +152,7 @@ def tune(n: int, k: int, dtype: str | torch.dtype = "fp16", mode: str = "groupwi
             if not applicable:
                 bar.update(1)
                 continue
-            heur = heuristic_choice(dtype, mode, group, n, k, _rows(m, n, k), sms, applicable, cc,
-                                    card_of(device))
+            heur = heuristic_choice(dtype, mode, group, n, k, _rows(m, n, k), sms, applicable, cc, card)
             try:
                 tactic, sec, record = decide_bucket(lambda ts: _screen(ts, probs, device, m),
                                                     lambda ts: _confirm(ts, probs, device, m),
@@ -238,11 +237,10 @@ def _check_elsewhere(tactic, bucket, n, k, dtype, mode, group, packs, sms, names
     one where the heuristic's choice is the tuned one, where there is none, or where either
     could not be timed."""
     checks = {}
-    cc = compute_capability(device)
+    cc, card = compute_capability(device), card_of(device)
     for cm in check_points(bucket):
         probs, applicable = _problems(cm, n, k, dtype, packs, sms, names, device)
-        heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable, cc,
-                                card_of(device))
+        heur = heuristic_choice(dtype, mode, group, n, k, _rows(cm, n, k), sms, applicable, cc, card)
         if heur is None or heur == tactic or tactic not in applicable:
             continue
         timed = _confirm([tactic, heur], probs, device, cm)
