@@ -23,11 +23,14 @@
 //   512-byte chunks at once (the number of copies, not their bytes, bounded
 //   the first version), issued WST-1 stages ahead by lane 0; each weight byte
 //   is read once per call.
-// - Scales fold into the weight fragment: codes -> 16-bit values (exact, one
-//   lop3 per pair), then one multiply (or fma with the zero point) per pair by
-//   the row's scale, so the mma accumulates scaled products straight into the
-//   fp32 accumulators: no per-chunk partial sums, no per-token scale FMAs, and
-//   the fragment serves all NT token tiles.
+// - Scales: codes -> 16-bit values (exact, one lop3 per pair). With a zero
+//   point, or from 3 token tiles on, or in the warpgroup form, one multiply (or
+//   fma with the zero point) per pair by the row's scale folds it into the
+//   fragment, and the mma accumulates scaled products straight into the fp32
+//   accumulators: the fragment serves all NT token tiles. Groupwise without a
+//   zero point at <= 2 token tiles (ScaleAfterMma): the codes' products go to
+//   fresh fp32 sums per 64-k chunk, scaled by one fma each (fewer instructions
+//   where few tokens leave the loop issue-bound; benchmarks/NOTES.md, attempt 16).
 // - One kernel serves every m up to its maximum: its loop is compiled for 1,
 //   2, up to 4 and all NT token tiles of 8 and picked from m at run time, so no
 //   mma of an empty tile is issued (tiles past m inside the last two are
@@ -159,6 +162,62 @@ __device__ __forceinline__ void mma_atom_pair(float (&acc)[RB][NT][4], const uin
         for (int r = 0; r < RB; ++r) Act<T>::mma(acc[r][t], frag[r][h], xb[2 * h], xb[2 * h + 1]);
     }
   }
+}
+
+// The row's scale as fp32, from its 16-bit pattern in shared memory.
+template <class T>
+__device__ __forceinline__ float scale_f32(uint32_t bits) {
+  if constexpr (std::is_same<T, __half>::value) {
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+  } else {
+    return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(bits)));
+  }
+}
+
+// Groupwise scales without a zero point take the fp32 route at <= 2 token tiles
+// (benchmarks/NOTES.md, attempt 16): the chunk's exact codes times x into fresh
+// fp32 sums, then one fma per sum by the row's scale, in place of a 16-bit
+// multiply per fragment register. Per chunk and token tile that is 4 fmas for
+// 16 multiplies: fewer instructions where the loop is issue-bound (few tokens);
+// from 3 tiles on the fmas outnumber the multiplies. It is also more exact
+// (the scaled weight is not rounded to 16 bits).
+template <QuantMode kMode, int NTA>
+struct ScaleAfterMma {
+  static constexpr bool value = kMode == QuantMode::kGroupwise && NTA <= 2;
+};
+
+// One 64-k chunk the fp32 route: wq the RB row blocks' fragment words, s_lo/s_hi
+// the scales of rows g and g+8 of each block, x_chunk the chunk's x operand.
+template <class T, int NTA, int NT, int RB>
+__device__ __forceinline__ void mma_chunk_scale_after(float (&acc)[RB][NT][4], const uint32_t (&wq)[RB][4],
+                                                      const float (&s_lo)[RB], const float (&s_hi)[RB],
+                                                      const uint32_t (&x_off)[NT], uint32_t x_chunk, int ntiles) {
+  float sum[RB][NT][4];
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) sum[r][t][i] = 0.f;
+#pragma unroll
+  for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+    uint32_t frag[RB][2][4];
+#pragma unroll
+    for (int r = 0; r < RB; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) gemv::codes_to_pairs<T>(wq[r][2 * a2 + h], frag[r][h]);
+    mma_atom_pair<T, NTA>(sum, frag, x_off, x_chunk + a2 * 64, ntiles);
+  }
+  // Accumulator registers 0, 1 hold row g, 2, 3 row g+8 (m16n8k16 C layout).
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
+#pragma unroll
+    for (int t = 0; t < NTA; ++t) {
+      acc[r][t][0] = fmaf(s_lo[r], sum[r][t][0], acc[r][t][0]);
+      acc[r][t][1] = fmaf(s_lo[r], sum[r][t][1], acc[r][t][1]);
+      acc[r][t][2] = fmaf(s_hi[r], sum[r][t][2], acc[r][t][2]);
+      acc[r][t][3] = fmaf(s_hi[r], sum[r][t][3], acc[r][t][3]);
+    }
 }
 
 // Runs loop(std::integral_constant<int, NTA>{}) with the token-tile count the
@@ -419,6 +478,18 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
         for (int r = 0; r < RB; ++r) gemv::ldmatrix_x4(wq[r], wslot + r * kWC * kChunkBytes + w_lane_off);
         ++j;
 
+        if constexpr (!WG && ScaleAfterMma<kMode, NTA>::value) {
+          float sf_lo[RB], sf_hi[RB];
+  #pragma unroll
+          for (int r = 0; r < RB; ++r) {
+            const uint32_t row = ss_addr + 2 * (gl * kRowsPerCta + r_lo + 16 * r);
+            sf_lo[r] = scale_f32<T>(gemv::lds_u16(row));
+            sf_hi[r] = scale_f32<T>(gemv::lds_u16(row + 16));
+          }
+          mma_chunk_scale_after<T, NTA>(acc, wq, sf_lo, sf_hi, x_off, xs_addr + static_cast<uint32_t>(c * kChunkK * 2),
+                                        ntiles);
+          continue;
+        }
         uint32_t s_lo[RB], s_hi[RB], z_lo[RB], z_hi[RB];
         if constexpr (kScales) {
   #pragma unroll

@@ -21,6 +21,8 @@
 // - The loop runs by weight stage with the stage's chunks unrolled (immediate
 //   shared-memory offsets) and is compiled per token-tile count as in the
 //   cluster form; with <= 16 tokens the launch bound asks for 4 CTAs per SM.
+//   Scales as in the cluster form (ScaleAfterMma: fp32 per chunk for groupwise
+//   without a zero point at <= 2 token tiles, else folded into the fragment).
 // - The K parts' partial sums meet in shared memory after the loop and are
 //   added in K order (deterministic, no workspace, no atomics).
 // - Programmatic dependent launch as in the cluster form: nothing global is
@@ -184,8 +186,20 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
 #pragma unroll
       for (int wi = 0; wi < kWC; ++wi) {
         if (wi < jn) {
-          uint32_t wq[4];
-          gemv::ldmatrix_x4(wq, wslot + wi * kChunkBytes);
+          uint32_t wq[1][4];
+          gemv::ldmatrix_x4(wq[0], wslot + wi * kChunkBytes);
+          if constexpr (ScaleAfterMma<kMode, NTA>::value) {
+            const uint32_t row = ss0 + 2 * grp * kRows;
+            const float s_lo[1] = {scale_f32<T>(gemv::lds_u16(row))};
+            const float s_hi[1] = {scale_f32<T>(gemv::lds_u16(row + 16))};
+            if (++cig == cpg) {
+              cig = 0;
+              ++grp;
+            }
+            mma_chunk_scale_after<T, NTA>(acc, wq, s_lo, s_hi, x_off,
+                                          xstage + static_cast<uint32_t>(wi * kChunkK * 2), ntiles);
+            continue;
+          }
           uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
           if constexpr (kScales) {
             const uint32_t row = ss0 + 2 * grp * kRows;
@@ -204,7 +218,7 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
           for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
             uint32_t frag[1][2][4];
 #pragma unroll
-            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[0][h]);
+            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[0][2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[0][h]);
             const uint32_t kofs = static_cast<uint32_t>((wi * kChunkK + a2 * 32) * 2);
             mma_atom_pair<T, NTA>(acc, frag, x_off, xstage + kofs, ntiles);
           }
