@@ -2,8 +2,9 @@
 
     python benchmarks/harness_ab.py DIR BASE NEW
 
-DIR holds the outputs of `./BINARY bench ...` (stdout) as files named `*_BINARY_r<round>.txt`, one
-per binary and round, the binaries run in turn (alternating rounds). For each variant and M:
+DIR holds the outputs of `./BINARY bench ...` (stdout) as files named `BASE_r<round>.txt` and
+`NEW_r<round>.txt` (BASE and NEW are the whole name before `_r`, e.g. `second_h0`), one per binary
+and round, the binaries run in turn (alternating rounds). For each variant and M:
 the geomean over the layers of BASE's time / NEW's time (> 1: NEW is faster), with the layers
 where it is lowest and highest; each time is the best of its rounds.
 """
@@ -33,10 +34,11 @@ def read(path):
 
 
 def best_times(folder, binary):
-    """The best time per point over every round file of `binary` in `folder`."""
+    """The best time per point over every round file `<binary>_r<N>.txt` in `folder` (the whole name:
+    `h0` does not take `first_h0_r1.txt`)."""
     best = {}
-    for path in sorted(glob.glob(os.path.join(folder, f"*{binary}_r*.txt"))):
-        if not re.search(rf"(^|_){re.escape(binary)}_r\d+\.txt$", os.path.basename(path)):
+    for path in sorted(glob.glob(os.path.join(folder, f"{glob.escape(binary)}_r*.txt"))):
+        if not re.fullmatch(rf"{re.escape(binary)}_r\d+\.txt", os.path.basename(path)):
             continue
         for key, us in read(path).items():
             best[key] = min(us, best.get(key, us))

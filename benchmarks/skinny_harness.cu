@@ -30,7 +30,8 @@ template <class T> __device__ float tf(T v);
 template <> __device__ float tf<__half>(__half v) { return __half2float(v); }
 template <> __device__ float tf<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-// Reference: fp32, weight dequantized as the kernels' contract says (c*s (+z)), rounded to T like the kernel's fragment.
+// Reference: fp32, weight dequantized as the kernels' contract says (c*s (+z)), rounded to T like the folded
+// route's fragment (the skinny kernels' fp32 scale route at <= 16 tokens does not round it: within the tolerance).
 template <class T>
 __global__ void ref_kernel(const T* x, const uint8_t* w, const T* s, const T* z, const T* bias, float* out, int m, int n, int k, int g, int mode, int sp) {
   int row = blockIdx.x * blockDim.y + threadIdx.y;

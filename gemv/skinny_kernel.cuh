@@ -177,10 +177,11 @@ __device__ __forceinline__ float scale_f32(uint32_t bits) {
 // Groupwise scales without a zero point take the fp32 route at <= 2 token tiles
 // (benchmarks/NOTES.md, attempt 16): the chunk's exact codes times x into fresh
 // fp32 sums, then one fma per sum by the row's scale, in place of a 16-bit
-// multiply per fragment register. Per chunk and token tile that is 4 fmas for
+// multiply per fragment register. Per chunk that is 4 fmas per token tile for
 // 16 multiplies: fewer instructions where the loop is issue-bound (few tokens);
-// from 3 tiles on the fmas outnumber the multiplies. It is also more exact
-// (the scaled weight is not rounded to 16 bits).
+// at 4 tiles, the next count the loops are compiled for, as many (and a fresh
+// set of sums to hold). It is also more exact (the scaled weight is not rounded
+// to 16 bits), so results differ in the last bits from the folded route's.
 template <QuantMode kMode, int NTA>
 struct ScaleAfterMma {
   static constexpr bool value = kMode == QuantMode::kGroupwise && NTA <= 2;

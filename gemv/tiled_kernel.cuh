@@ -18,7 +18,7 @@
 //   S shared-memory stages, S - 1 steps ahead (the classic multi-stage
 //   pipeline: wait for the oldest group, one CTA barrier, refill the stage
 //   freed one step earlier, compute).
-// - Scales fold into the weight fragment as in the skinny kernel
+// - Scales fold into the weight fragment as in the skinny kernel's folded route
 //   (dequant_scaled): one multiply (fma with a zero point) per pair.
 // - Token tiles past m in the last token tile issue no mma (by_token_tiles).
 // - The epilogue writes from the accumulators (per-column scale, bias), no
