@@ -77,6 +77,17 @@ struct Act<__nv_bfloat16> {
   }
 };
 
+// Sets an accumulator array [RB][NT][4] (mma.m16n8k16 C fragments) to zero.
+template <int RB, int NT>
+__device__ __forceinline__ void zero_fragments(float (&a)[RB][NT][4]) {
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[r][t][i] = 0.f;
+}
+
 // Dequantize one fragment word (8 codes) to 4 registers of 16-bit pairs,
 // codes only (no scale): exact. Pair p holds nibbles p (low) and p+4 (high).
 template <class T>

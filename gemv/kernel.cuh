@@ -176,12 +176,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Params p) {
   int gl = 0, cig = (k_begin / kChunkK) % cpg;               // group (local), chunk in group
 
   float acc[RB][NT][4];
-#pragma unroll
-  for (int r = 0; r < RB; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][t][i] = 0.f;
+  zero_fragments(acc);
 
   // ldmatrix row addresses: weights (4 atoms of 8 rows x 16 bytes) and x
   // (per token tile: atoms a, a+1 x k halves 0-7, 8-15; token rows >= m
@@ -212,12 +207,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Params p) {
       }
       // Codes x activations for this chunk, in fp32; scales applied once per chunk.
       float part[RB][NT][4];
-#pragma unroll
-      for (int r = 0; r < RB; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) part[r][t][i] = 0.f;
+      zero_fragments(part);
 #pragma unroll
       for (int a2 = 0; a2 < 2; ++a2) {      // atom pairs (a, a+1) = (2*a2, 2*a2+1)
         uint32_t xb[NT][4];

@@ -194,12 +194,7 @@ __device__ __forceinline__ void mma_chunk_scale_after(float (&acc)[RB][NT][4], c
                                                       const float (&s_lo)[RB], const float (&s_hi)[RB],
                                                       const uint32_t (&x_off)[NT], uint32_t x_chunk, int ntiles) {
   float sum[RB][NT][4];
-#pragma unroll
-  for (int r = 0; r < RB; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) sum[r][t][i] = 0.f;
+  gemv::zero_fragments(sum);
 #pragma unroll
   for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
     uint32_t frag[RB][2][4];
@@ -428,12 +423,7 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
   float acc[RB][NT][4];
-#pragma unroll
-  for (int r = 0; r < RB; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][t][i] = 0.f;
+  gemv::zero_fragments(acc);
 
   const uint32_t smem0 = gemv::smem_addr(smem);
   // The loop, for NTA token tiles known at compile time in the mma.sync form (by_token_tiles); the

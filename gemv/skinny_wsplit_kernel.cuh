@@ -162,10 +162,7 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
   float acc[1][NT][4];  // one 16-row block per warp (mma_atom_pair's RB = 1)
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
+  gemv::zero_fragments(acc);
 
   const int cpg = kScales ? p.group_size / kChunkK : 1;  // chunks per scale group
   const uint32_t xs0 = gemv::smem_addr(smem) + c_begin * kChunkK * 2;

@@ -119,12 +119,7 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_kernel(const Params p) {
   const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
 
   float acc[RB][NT][4];
-#pragma unroll
-  for (int r = 0; r < RB; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][t][i] = 0.f;
+  gemv::zero_fragments(acc);
 
   auto loop = [&](auto nta) {
     constexpr int NTA = decltype(nta)::value;
