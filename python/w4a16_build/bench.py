@@ -40,7 +40,7 @@ from .timing import SETTLE_S, n_copies, random_packed, time_graph, time_interlea
 # benchmarks/README.md: K x N of one linear layer each.
 SHAPE_SET = [(4096, 6144), (4096, 28672), (14336, 4096), (8192, 8192), (8192, 57344), (28672, 8192)]
 # Powers of two and the odd values real batches have (benchmarks/README.md).
-DEFAULT_M = [1, 2, 3, 4, 7, 8, 16, 24, 32, 48, 64, 96, 128, 200, 256, 512, 1024, 3000, 4096]
+DEFAULT_M = [1, 2, 3, 4, 7, 8, 12, 16, 24, 32, 48, 64, 96, 128, 200, 256, 512, 1024, 3000, 4096]
 TINYGEMM_MAX_M = 128   # where the protocol times tinygemm: it is a small-batch kernel
 SPEC_BW = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, vendor spec of the SXM cards (kernels.CARDS)
 

@@ -3,7 +3,7 @@
 M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its bucket's
 tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules
 for layers smaller than every measured shape, then measured rows for the nearest measured shape,
-then rules that rank kernels by their configuration, each family's `rank_key` in the generator's
+(M = 9-15 use the M = 16 rows: measured_rows_for_m), then rules that rank kernels by their configuration, each family's `rank_key` in the generator's
 model; from M = 65 the CUTLASS tiles by a fitted cost, with a measured row only near its shape and
 on the card that timed it). Choices are memoized per (device, dtype, mode, group, N, K, M): after
 the first call at an M a selection is one dict lookup. Per M, not per bucket: the cost rule's choice
@@ -64,6 +64,7 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
     table = heuristic_table()
     if same_card and (card is None or card != table.get("measured_card")):
         return None
+    m = rows_m(table, m)
     rows = [r for r in table.get("measured", [])
             if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
             and bucket_for(r["m"]) == bucket_for(m)]
@@ -76,6 +77,26 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
     if max_distance is not None and dist(near) > max_distance:
         return None
     return near["tactic"]
+
+
+TOKEN_STEP = 16   # the token tile every kernel family has for M <= 16 (GEMV m16, skinny m16, CUTLASS x16)
+
+
+def rows_m(table: dict, m: int) -> int:
+    """The M whose measured rows a call of M uses: M itself, or the M a range of the table's
+    measured_rows_for_m maps it to (M = 9-15 to the rows of M = 16: the sweep measured no M
+    between, and every candidate covers them with the same 16-token tile). A mapping must name an
+    M above its range within the same 16-token step (where the rows have no such M, the call has
+    no measured row, as before)."""
+    for r in table.get("measured_rows_for_m", []):
+        lo, hi, to = r.get("m_min"), r.get("m_max"), r.get("m")
+        if (not all(isinstance(v, int) for v in (lo, hi, to)) or not 1 <= lo <= hi < to
+                or (lo - 1) // TOKEN_STEP != (to - 1) // TOKEN_STEP):
+            raise ValueError(f"heuristics.json: measured_rows_for_m entry {r!r} must map m_min..m_max to an "
+                             f"M m > m_max within the same {TOKEN_STEP}-token step")
+        if lo <= m <= hi:
+            return to
+    return m
 
 
 SIZE_KEYS = ("max_nk", "max_n", "min_k", "min_n")

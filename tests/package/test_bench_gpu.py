@@ -46,7 +46,7 @@ def test_baseline_is_the_faster_cublas_layout_and_tinygemm_is_timed(tmp_path):
 def test_default_m_values_include_odd_batches():
     from w4a16_build.bench import DEFAULT_M
 
-    assert {3, 7, 24, 48, 96, 200, 3000} <= set(DEFAULT_M) and DEFAULT_M == sorted(DEFAULT_M)
+    assert {3, 7, 12, 24, 48, 96, 200, 3000} <= set(DEFAULT_M) and DEFAULT_M == sorted(DEFAULT_M)
 
 
 def test_all_with_screen_then_derive(tmp_path):

@@ -322,6 +322,45 @@ def test_measured_rows_come_first(monkeypatch):
     assert ranked(64, 4096, 132, dtype="fp16", mode="groupwise", group=128, k=4096)[0] == "c64p"
 
 
+def test_m_9_to_15_take_the_measured_rows_of_m_16():
+    """Issue 16 item 4 (fifteenth session): the sweep measured M = 16 but no M of 9-15, so those
+    calls fell past the measured rows to the M <= 64 rule, whose least-padding order put a 16-token
+    persistent CUTLASS tile first on every layer too large for the skinny rule: 1.01-2.65x slower
+    than the fastest tactic on the H200 (benchmarks/NOTES.md, "M = 9-15"), where M = 16 ran its
+    measured row. Every candidate there covers 9-16 tokens with one 16-token tile, so the table maps
+    those M to the M = 16 rows (measured_rows_for_m); other M still have rows of their own only."""
+    import w4a16_build.selection as t
+
+    table = heuristic_table()
+    assert [(r["m_min"], r["m_max"], r["m"]) for r in table["measured_rows_for_m"]] == [(9, 15, 16)]
+    for n, k in ((6144, 4096), (4096, 14336), (57344, 8192), (2048, 8192)):
+        at16 = t.measured_choice("fp16", "groupwise", 128, n, k, 16)
+        assert at16 is not None
+        for m in range(9, 16):
+            assert t.measured_choice("fp16", "groupwise", 128, n, k, m) == at16, (n, k, m)
+    for m in (3, 5, 6, 7):              # no rows and no mapping (M = 17-31 take bucket 32's rows)
+        assert t.measured_choice("fp16", "groupwise", 128, 6144, 4096, m) is None, m
+    # Through the ranking, as gemm() orders a default build's kernels: the M = 16 row first.
+    kw = dict(dtype="fp16", mode="groupwise", group=128, k=4096)
+    assert ranked(12, 6144, 132, **kw)[0] == SHORT[t.measured_choice("fp16", "groupwise", 128, 6144, 4096, 16)]
+
+
+def test_measured_rows_for_m_are_checked(monkeypatch):
+    """A bad mapping in the table is a clear error, not a silent fall-through: it must map a range
+    of M onto an M above it within the same 16-token tile."""
+    import copy
+
+    import w4a16_build.selection as t
+
+    for bad in ({"m_min": 9, "m_max": 15, "m": 32}, {"m_min": 12, "m_max": 9, "m": 16},
+                {"m_min": 9, "m_max": 15}, {"m_min": 9, "m_max": 15, "m": 15}):
+        table = copy.deepcopy(heuristic_table())
+        table["measured_rows_for_m"] = [bad]
+        monkeypatch.setattr(t, "heuristic_table", lambda tb=table: tb)
+        with pytest.raises(ValueError, match="measured_rows_for_m"):
+            t.measured_choice("fp16", "groupwise", 128, 6144, 4096, 12)
+
+
 def test_the_cost_rule_takes_a_measured_row_only_on_the_card_that_measured_it(monkeypatch):
     """Issue 16 item 4 (thirteenth session): the table's measured rows are the H100's; from M = 65
     the cost rule, fitted on H200 timings, chose better on the H200 without them (benchmarks/NOTES.md,
