@@ -23,16 +23,20 @@ from w4a16_build.timing import SETTLE_S, time_interleaved  # noqa: E402
 from same_round_tactic import layers  # noqa: E402
 
 
+GROUP = 128             # the group selection_picks.py ranks for
+
+
 def main(argv):
     spec, ms, out, oldf = argv[0], [int(v) for v in argv[1].split(",")], argv[2], argv[3]
     with open(oldf) as f:
         old_picks = json.load(f)
-    rows, t0 = [], time.time()
+    rows, skipped, t0 = [], [], time.time()
     for k, n, labels in layers(spec):
-        if k % 128:             # the picks are for group 128: a layer it does not divide has none to time
-            print(f"skip {k}x{n}: K is not a multiple of 128")
+        if k % GROUP:           # the picks are for this group: a layer it does not divide has none to time
+            print(f"skip {k}x{n}: K is not a multiple of {GROUP}")
+            skipped.append(dict(k=k, n=n, layers=labels, why=f"K is not a multiple of {GROUP}"))
             continue
-        cub, ours = CublasBench(k, n), OursBench(k, n, "fp16", "groupwise", 128)
+        cub, ours = CublasBench(k, n), OursBench(k, n, "fp16", "groupwise", GROUP)
         for m in ms:
             selection.clear_memo()
             new, old = ours.picked(m), old_picks[f"{k}x{n}x{m}"]
@@ -48,7 +52,7 @@ def main(argv):
         torch.cuda.empty_cache()
         with open(out, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), dtype="fp16", spec=spec, ms=ms, seconds=time.time() - t0,
-                           rows=rows), f, indent=1)
+                           rows=rows, skipped=skipped), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,8 @@ import sys
 
 from w4a16_build import selection
 from w4a16_build.schema import parse_name
-from w4a16_build.corpus import shapes as corpus_shapes
 
-
-def layers(spec):
-    """SPEC: corpus names (benchmarks/shapes.yaml) or "shapes:KxN;KxN;..." (as same_round_tactic.py)."""
-    if spec.startswith("shapes:"):
-        return [(int(a), int(b), []) for a, b in (s.split("x") for s in spec[7:].split(";"))]
-    return corpus_shapes(spec)
+from same_round_tactic import layers  # SPEC: corpus names or shapes:KxN;KxN (as the timing scripts)
 
 
 def main(argv):
@@ -33,7 +27,9 @@ def main(argv):
         doc = json.load(f)
     names = doc["build"]["kernel_names"]
     card = {"card": doc["card"]} if "card" in inspect.signature(selection.rank_by_heuristic).parameters else {}
-    cfgs = [parse_name(n) for n in names if n.startswith("fp16_int4_groupwise_")]
+    # fp16 groupwise only: the zero-point kernels' names start with "fp16_int4_groupwise_" too.
+    cfgs = [c for c in map(parse_name, names) if c.axis_values()["dtype"] == "fp16"
+            and c.axis_values()["mode"] == "groupwise"]
     picks = {}
     for k, n, labels in layers(spec):
         for m in ms:

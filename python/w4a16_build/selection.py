@@ -2,14 +2,14 @@
 
 M buckets: every M from 1 to 16, then powers of two up to 8192. A call with M uses its bucket's
 tuned choice if tuned (tuning.py writes them), else the heuristic table (heuristics.json: size rules
-for layers smaller than every measured shape, then measured rows for the nearest measured shape,
-(M = 9-15 use the M = 16 rows: measured_rows_for_m), then rules that rank kernels by their configuration, each family's `rank_key` in the generator's
-model; from M = 65 the CUTLASS tiles by a fitted cost, with a measured row only near its shape and
-on the card that timed it). Choices are memoized per (device, dtype, mode, group, N, K, M): after
-the first call at an M a selection is one dict lookup. Per M, not per bucket: the cost rule's choice
-depends on the exact M (waves of tiles), and a bucket's first M must not decide for the others. A
-bucket `tune()` kept the heuristic for is cached with an empty tactic: the heuristic then decides at
-each M.
+for layers smaller than every measured shape, then measured rows for the nearest measured shape
+(M = 9-15, which have no rows of their own, the M = 16 rows: measured_rows_for_m), then rules that
+rank kernels by their configuration, each family's `rank_key` in the generator's model; from M = 65
+the CUTLASS tiles by a fitted cost, with a measured row only near its shape and on the card that
+timed it). Choices are memoized per (device, dtype, mode, group, N, K, M): after the first call at
+an M a selection is one dict lookup. Per M, not per bucket: the cost rule's choice depends on the
+exact M (waves of tiles), and a bucket's first M must not decide for the others. A bucket `tune()`
+kept the heuristic for is cached with an empty tactic: the heuristic then decides at each M.
 """
 
 from __future__ import annotations
@@ -62,12 +62,18 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
     Per-column rows match any group: a per-column weight has one scale per row (its group_size is
     K), and the sweep stored those rows under its --group argument."""
     table = heuristic_table()
+    row_maps = checked_row_maps(table)
     if same_card and (card is None or card != table.get("measured_card")):
         return None
-    m = rows_m(table, m)
-    rows = [r for r in table.get("measured", [])
-            if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
-            and bucket_for(r["m"]) == bucket_for(m)]
+
+    def rows_at(m_rows):
+        return [r for r in table.get("measured", [])
+                if r["dtype"] == dtype and r["mode"] == mode and (mode == "per_column" or r["group"] == group)
+                and bucket_for(r["m"]) == bucket_for(m_rows)]
+
+    rows = rows_at(m)
+    if not rows:                # no row in m's own bucket: the M a measured_rows_for_m entry names
+        rows = rows_at(next((to for lo, hi, to in row_maps if lo <= m <= hi), m))
     if not rows:
         return None
     def dist(r):
@@ -79,24 +85,27 @@ def measured_choice(dtype: str, mode: str, group: int, n: int, k: int, m: int,
     return near["tactic"]
 
 
-TOKEN_STEP = 16   # the token tile every kernel family has for M <= 16 (GEMV m16, skinny m16, CUTLASS x16)
+TOKEN_STEP = 16   # the smallest token tile of every family at M <= 16 (GEMV m16, skinny m16, CUTLASS x16)
 
 
-def rows_m(table: dict, m: int) -> int:
-    """The M whose measured rows a call of M uses: M itself, or the M a range of the table's
-    measured_rows_for_m maps it to (M = 9-15 to the rows of M = 16: the sweep measured no M
-    between, and every candidate covers them with the same 16-token tile). A mapping must name an
-    M above its range within the same 16-token step (where the rows have no such M, the call has
-    no measured row, as before)."""
+def checked_row_maps(table: dict) -> list[tuple[int, int, int]]:
+    """The table's measured_rows_for_m as (m_min, m_max, m): a range of M whose calls take the rows
+    of M = m where their own bucket has none (M = 9-15, which the sweep did not time, the rows of
+    M = 16, whose choice runs them with the same tile). Every entry is checked, at each call (one
+    or two entries; the memo makes it once per shape and M): integers, m_min <= m_max < m, m in
+    the same 16-token step as the range, ranges not overlapping; a bad table is a ValueError
+    naming the entry."""
+    maps: list[tuple[int, int, int]] = []
     for r in table.get("measured_rows_for_m", []):
-        lo, hi, to = r.get("m_min"), r.get("m_max"), r.get("m")
-        if (not all(isinstance(v, int) for v in (lo, hi, to)) or not 1 <= lo <= hi < to
-                or (lo - 1) // TOKEN_STEP != (to - 1) // TOKEN_STEP):
-            raise ValueError(f"heuristics.json: measured_rows_for_m entry {r!r} must map m_min..m_max to an "
-                             f"M m > m_max within the same {TOKEN_STEP}-token step")
-        if lo <= m <= hi:
-            return to
-    return m
+        lo, hi, to = (r.get(key) for key in ("m_min", "m_max", "m"))
+        if (not all(type(v) is int for v in (lo, hi, to)) or not 1 <= lo <= hi < to
+                or (lo - 1) // TOKEN_STEP != (to - 1) // TOKEN_STEP
+                or any(lo <= h and l <= hi for l, h, _ in maps)):
+            raise ValueError(f"heuristics.json: measured_rows_for_m entry {r!r} must map m_min..m_max (integers, "
+                             f"no overlap with another entry) to an M m > m_max within the same "
+                             f"{TOKEN_STEP}-token step")
+        maps.append((lo, hi, to))
+    return maps
 
 
 SIZE_KEYS = ("max_nk", "max_n", "min_k", "min_n")

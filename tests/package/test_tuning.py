@@ -327,8 +327,8 @@ def test_m_9_to_15_take_the_measured_rows_of_m_16():
     calls fell past the measured rows to the M <= 64 rule, whose least-padding order put a 16-token
     persistent CUTLASS tile first on every layer too large for the skinny rule: 1.01-2.65x slower
     than the fastest tactic on the H200 (benchmarks/NOTES.md, "M = 9-15"), where M = 16 ran its
-    measured row. Every candidate there covers 9-16 tokens with one 16-token tile, so the table maps
-    those M to the M = 16 rows (measured_rows_for_m); other M still have rows of their own only."""
+    measured row. The M = 16 choice runs 9-15 tokens with the same tile (of 16 or 32 tokens), so the
+    table maps those M to the M = 16 rows (measured_rows_for_m); other M have rows of their own only."""
     import w4a16_build.selection as t
 
     table = heuristic_table()
@@ -347,18 +347,39 @@ def test_m_9_to_15_take_the_measured_rows_of_m_16():
 
 def test_measured_rows_for_m_are_checked(monkeypatch):
     """A bad mapping in the table is a clear error, not a silent fall-through: it must map a range
-    of M onto an M above it within the same 16-token tile."""
+    of M onto an M above it within the same 16-token step, in integers, ranges not overlapping."""
     import copy
 
     import w4a16_build.selection as t
 
-    for bad in ({"m_min": 9, "m_max": 15, "m": 32}, {"m_min": 12, "m_max": 9, "m": 16},
-                {"m_min": 9, "m_max": 15}, {"m_min": 9, "m_max": 15, "m": 15}):
+    ok = {"m_min": 9, "m_max": 15, "m": 16}
+    for bad in ([{"m_min": 9, "m_max": 15, "m": 32}], [{"m_min": 12, "m_max": 9, "m": 16}],
+                [{"m_min": 9, "m_max": 15}], [{"m_min": 9, "m_max": 15, "m": 15}],
+                [{"m_min": 9, "m_max": True, "m": 16}], [ok, {"m_min": 12, "m_max": 13, "m": 14}],
+                [{"m_min": 3, "m_max": 3, "m": 4}, {"m_min": 9, "m_max": 15, "m": 16.0}]):
         table = copy.deepcopy(heuristic_table())
-        table["measured_rows_for_m"] = [bad]
+        table["measured_rows_for_m"] = bad
         monkeypatch.setattr(t, "heuristic_table", lambda tb=table: tb)
-        with pytest.raises(ValueError, match="measured_rows_for_m"):
-            t.measured_choice("fp16", "groupwise", 128, 6144, 4096, 12)
+        for m in (3, 12, 40):           # every entry is checked, whichever M the call has
+            with pytest.raises(ValueError, match="measured_rows_for_m"):
+                t.measured_choice("fp16", "groupwise", 128, 6144, 4096, m)
+
+
+def test_an_m_with_rows_of_its_own_keeps_them(monkeypatch):
+    """Review (fifteenth session): a table derived from results that time M = 12 (the bench's
+    default list has it now) has rows at M = 12; the mapping must not hide them, only fill the M
+    that have none."""
+    import copy
+
+    import w4a16_build.selection as t
+
+    table = copy.deepcopy(heuristic_table())
+    row = {"dtype": "fp16", "mode": "groupwise", "group": 128, "k": 4096, "n": 6144, "us": 1}
+    table["measured"] = [dict(row, m=16, tactic=ALIAS["c16sk"]), dict(row, m=12, tactic=ALIAS["s16"])]
+    monkeypatch.setattr(t, "heuristic_table", lambda: table)
+    assert t.measured_choice("fp16", "groupwise", 128, 6144, 4096, 12) == ALIAS["s16"]
+    assert t.measured_choice("fp16", "groupwise", 128, 6144, 4096, 13) == ALIAS["c16sk"]
+    assert t.measured_choice("bf16", "groupwise", 128, 6144, 4096, 13) is None
 
 
 def test_the_cost_rule_takes_a_measured_row_only_on_the_card_that_measured_it(monkeypatch):
