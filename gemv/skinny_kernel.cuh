@@ -164,6 +164,25 @@ __device__ __forceinline__ void mma_atom_pair(float (&acc)[RB][NT][4], const uin
   }
 }
 
+// One 64-k chunk: its two atom pairs, each made into fragments from the RB row
+// blocks' fragment words wq by make(r, word, frag[4]) (the scaled or the exact
+// dequantization) and multiplied by x for NTA tiles; the chunk's x starts k0
+// elements past x_base.
+template <class T, int NTA, int NT, int RB, class Make>
+__device__ __forceinline__ void mma_chunk(float (&acc)[RB][NT][4], const uint32_t (&wq)[RB][4],
+                                          const uint32_t (&x_off)[NT], uint32_t x_base, int k0, int ntiles,
+                                          Make make) {
+#pragma unroll
+  for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
+    uint32_t frag[RB][2][4];
+#pragma unroll
+    for (int r = 0; r < RB; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) make(r, wq[r][2 * a2 + h], frag[r][h]);
+    mma_atom_pair<T, NTA>(acc, frag, x_off, x_base + static_cast<uint32_t>((k0 + a2 * 32) * 2), ntiles);
+  }
+}
+
 // The row's scale as fp32, from its 16-bit pattern in shared memory.
 template <class T>
 __device__ __forceinline__ float scale_f32(uint32_t bits) {
@@ -195,15 +214,8 @@ __device__ __forceinline__ void mma_chunk_scale_after(float (&acc)[RB][NT][4], c
                                                       const uint32_t (&x_off)[NT], uint32_t x_chunk, int ntiles) {
   float sum[RB][NT][4];
   gemv::zero_fragments(sum);
-#pragma unroll
-  for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-    uint32_t frag[RB][2][4];
-#pragma unroll
-    for (int r = 0; r < RB; ++r)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) gemv::codes_to_pairs<T>(wq[r][2 * a2 + h], frag[r][h]);
-    mma_atom_pair<T, NTA>(sum, frag, x_off, x_chunk + a2 * 64, ntiles);
-  }
+  mma_chunk<T, NTA>(sum, wq, x_off, x_chunk, 0, ntiles,
+                    [](int, uint32_t w, uint32_t (&f)[4]) { gemv::codes_to_pairs<T>(w, f); });
   // Accumulator registers 0, 1 hold row g, 2, 3 row g+8 (m16n8k16 C layout).
 #pragma unroll
   for (int r = 0; r < RB; ++r)
@@ -523,17 +535,10 @@ __global__ void __launch_bounds__(kThreads, MinCtas<NT, RB>::value) skinny_kerne
           for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc[0], fr[a], desc[a]);
           gemv::wgmma_commit();
         } else {
-  #pragma unroll
-          for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-            uint32_t frag[RB][2][4];
-  #pragma unroll
-            for (int r = 0; r < RB; ++r)
-  #pragma unroll
-              for (int h = 0; h < 2; ++h)
-                dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
-            const uint32_t kofs = static_cast<uint32_t>((c * kChunkK + a2 * 32) * 2);
-            mma_atom_pair<T, NTA>(acc, frag, x_off, xs_addr + kofs, ntiles);
-          }
+          mma_chunk<T, NTA>(acc, wq, x_off, xs_addr, c * kChunkK, ntiles,
+                            [&](int r, uint32_t w, uint32_t (&f)[4]) {
+                              dequant_scaled<T, kMode>(w, s_lo[r], s_hi[r], z_lo[r], z_hi[r], f);
+                            });
         }
       }
       if constexpr (WG) {

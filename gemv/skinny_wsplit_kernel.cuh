@@ -211,14 +211,10 @@ __global__ void __launch_bounds__(kThreads, NT <= 2 ? 4 : MinCtas<NT, 1>::value)
               ++grp;
             }
           }
-#pragma unroll
-          for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs (2*a2, 2*a2+1): k 32*a2 .. 32*a2+31
-            uint32_t frag[1][2][4];
-#pragma unroll
-            for (int h = 0; h < 2; ++h) dequant_scaled<T, kMode>(wq[0][2 * a2 + h], s_lo, s_hi, z_lo, z_hi, frag[0][h]);
-            const uint32_t kofs = static_cast<uint32_t>((wi * kChunkK + a2 * 32) * 2);
-            mma_atom_pair<T, NTA>(acc, frag, x_off, xstage + kofs, ntiles);
-          }
+          mma_chunk<T, NTA>(acc, wq, x_off, xstage, wi * kChunkK, ntiles,
+                            [&](int, uint32_t w, uint32_t (&f)[4]) {
+                              dequant_scaled<T, kMode>(w, s_lo, s_hi, z_lo, z_hi, f);
+                            });
         }
       }
     }

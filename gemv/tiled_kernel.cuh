@@ -146,16 +146,9 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_kernel(const Params p) {
           }
         }
       }
-#pragma unroll
-      for (int a2 = 0; a2 < 2; ++a2) {  // atom pairs: k 32*a2 .. 32*a2+31 of the step
-        uint32_t frag[RB][2][4];
-#pragma unroll
-        for (int r = 0; r < RB; ++r)
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-            skinny::dequant_scaled<T, kMode>(wq[r][2 * a2 + h], s_lo[r], s_hi[r], z_lo[r], z_hi[r], frag[r][h]);
-        skinny::mma_atom_pair<T, NTA>(acc, frag, x_off, base + a2 * 64, ntiles);
-      }
+      skinny::mma_chunk<T, NTA>(acc, wq, x_off, base, 0, ntiles, [&](int r, uint32_t w, uint32_t (&f)[4]) {
+        skinny::dequant_scaled<T, kMode>(w, s_lo[r], s_hi[r], z_lo[r], z_hi[r], f);
+      });
     }
   };
   skinny::by_token_tiles<NT>(ntiles, loop);
