@@ -17,8 +17,8 @@ def test_list_default(repo_root):
     r = run(repo_root, "--list", "--manifest", "default")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "149 kernels (manifest default)"
-    assert len(lines) == 150 and all("_int4_" in x for x in lines[:-1])
+    assert lines[-1] == "155 kernels (manifest default)"
+    assert len(lines) == 156 and all("_int4_" in x for x in lines[:-1])
 
 
 def test_list_is_fast(repo_root):
@@ -112,7 +112,7 @@ def test_estimate(repo_root):
     r = run(repo_root, "--estimate", "--manifest", "default", "--json")
     assert r.returncode == 0, r.stderr
     e = _json.loads(r.stdout)
-    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 36, "skinny80": 12, "tiled": 12}
+    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 42, "skinny80": 12, "tiled": 12}
     assert e["files"] < 101 and e["gb_per_job"] > 4.5  # four kernels per file: fewer, larger compiles
     assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
     r = run(repo_root, "--estimate", "--manifest", "minimal")
