@@ -181,7 +181,7 @@ def test_small_layers_at_small_m_rank_the_skinny_kernel_first():
     assert ranked(1, 896, 132, k=896, **kw)[:2] == ["w8", "s16"]   # the warp-split form first (below)
     assert ranked(16, 2048, 132, k=2048, **kw)[0] == "s16"
     assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"       # 67M: the warp-split rule (N <= 20000)
-    assert ranked(4, 8192, 132, k=8192, **kw)[0] == "g8r16"    # 67M at M = 4: the measured rows decide
+    assert ranked(4, 8192, 132, k=8192, **kw)[0] == "g8r32"    # 67M at M = 4: the GEMV r32 rule (below)
     assert ranked(33, 896, 132, k=896, **kw)[0] not in ("s16", "s64")
     assert ranked(1, 896, 132)[0] != "s16"                      # no K: the size rule cannot apply
 
@@ -239,10 +239,30 @@ def test_wide_layers_at_m1_take_the_warp_split_kernel_or_the_gemv_with_32_rows()
     assert ranked(1, 64000, 132, k=7168, **kw)[0] == "g8r32"       # N past the bound
     assert ranked(1, 151936, 132, k=896, **kw)[0] == "g8r32"       # an LM head
     assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"           # N <= 20000: the older rule
-    assert ranked(2, 57344, 132, k=8192, **kw)[0] == "g8r16"       # M = 2: the measured rows
+    assert ranked(2, 57344, 132, k=8192, **kw)[0] == "g8r32"       # M = 2: the M = 2-8 GEMV rule
     assert ranked(1, 57344, 132, **kw)[0] != "w8"                  # no K: a size rule cannot apply
     # Without the warp-split kernel the GEMV rule takes the wide layers it would have had.
     assert SHORT[rank_by_heuristic(no_wsplit, 1, 57344, 132, k=8192, **kw)[0]] == "g8r32"
+
+
+def test_m2_to_8_on_large_layers_take_the_gemv_with_32_rows():
+    """Issue 15/16 (sixteenth session, H200 fp16 g128, benchmarks/NOTES.md "M = 2-8: the GEMV with
+    32 rows per warp"): at M = 3, 5, 6, 7 no measured row applies and the GEMV rule took 16 rows
+    per warp, at M = 2, 4, 8 the H100 rows took it (or a 32-token CUTLASS tile at M = 8); the one
+    with 32 rows was as fast or faster on nearly every layer above the skinny rules. At M = 2-8 the
+    GEMV with 32 rows per warp goes before the measured rows; the earlier size rules keep their
+    layers, M = 1 and M >= 9 keep theirs."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    for m in (2, 3, 5, 7, 8):
+        assert ranked(m, 8192, 132, k=8192, **kw)[0] == "g8r32", m        # 67M
+        assert ranked(m, 151936, 132, k=896, **kw)[0] == "g8r32", m       # an LM head
+        assert ranked(m, 1024, 132, k=57344, **kw)[0] == "g8r32", m       # long K, narrow N
+    assert ranked(2, 2048, 132, k=8192, **kw)[0] == "w8"                  # 16.8M at M = 2: warp-split rule
+    assert ranked(5, 2048, 132, k=2048, **kw)[0] == "w8"                  # 4.2M: the warp-split rule
+    assert ranked(5, 3072, 132, k=3072, **kw)[0] == "s16"                 # 9.4M: the cluster rule
+    assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"                  # M = 1 keeps its rules
+    assert ranked(9, 8192, 132, k=8192, **kw)[0] != "g8r32"               # the m8 GEMV cannot take M = 9
+    assert ranked(5, 8192, 132, **kw)[0] == "g8r16"                       # no K: the older GEMV rule
 
 
 def test_a_size_rule_may_bound_k_from_below():
