@@ -246,12 +246,12 @@ def test_wide_layers_at_m1_take_the_warp_split_kernel_or_the_gemv_with_32_rows()
 
 
 def test_m2_to_8_on_large_layers_take_the_gemv_with_32_rows():
-    """Issue 15/16 (sixteenth session, H200 fp16 g128, benchmarks/NOTES.md "M = 2-8: the GEMV with
-    32 rows per warp"): at M = 3, 5, 6, 7 no measured row applies and the GEMV rule took 16 rows
-    per warp, at M = 2, 4, 8 the H100 rows took it (or a 32-token CUTLASS tile at M = 8); the one
-    with 32 rows was as fast or faster on nearly every layer above the skinny rules. At M = 2-8 the
-    GEMV with 32 rows per warp goes before the measured rows; the earlier size rules keep their
-    layers, M = 1 and M >= 9 keep theirs."""
+    """Issues 15/16 (sixteenth session, H200 fp16 g128, benchmarks/NOTES.md "Sixteenth session"):
+    in fp16 groupwise, at M = 3, 5, 6, 7 no measured row applies and the GEMV rule took 16 rows per
+    warp; at M = 2, 4, 8 the H100 rows mostly took it too (or a 32-token CUTLASS tile at M = 8). The
+    GEMV with 32 rows was as fast or faster on nearly every layer above the skinny rules. At M = 2-8
+    it goes before the measured rows; the earlier size rules keep their layers, M = 1 and M >= 9
+    keep theirs."""
     kw = dict(dtype="fp16", mode="groupwise", group=128)
     for m in (2, 3, 5, 7, 8):
         assert ranked(m, 8192, 132, k=8192, **kw)[0] == "g8r32", m        # 67M
