@@ -17,6 +17,8 @@ import json
 import math
 import sys
 
+from w4a16_build.bench import geomean
+
 KEYS = ("min_nk", "max_nk", "min_n", "max_n", "min_k", "max_k")
 
 
@@ -60,10 +62,6 @@ def points(files: list[str]) -> list[dict]:
             out.append(dict(k=r["k"], n=r["n"], m=r["m"], cublas=r["cublas_us"], auto=r["auto_us"],
                             fastest=min([r["auto_us"], *cand.values()]), cand=cand))
     return out
-
-
-def geomean(values):
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
 def score(pts: list[dict], tactic: str, bounds: dict) -> dict:
