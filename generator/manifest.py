@@ -25,7 +25,7 @@ A manifest is a mapping with these keys (all but `name` optional):
     exclude: []
 
 Each kernel family has its section, keyed by its model class's `manifest_key`
-(model.py): `sets` (CUTLASS), `gemv` and `skinny`. A section is a list of sets, one
+(model.py): `sets` (CUTLASS), `gemv`, `skinny`, `skinny80`, `tiled` and `dequant`. A section is a list of sets, one
 set, `true` (every value of every axis) or `false`. An omitted CUTLASS or `skinny`
 section builds nothing, an omitted `gemv` every GEMV kernel; `gemv: false` builds
 none. In a CUTLASS set every axis must be given, so a manifest says exactly what it

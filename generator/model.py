@@ -25,7 +25,7 @@ from .axes import (CLUSTERS, TILE_K, TILE_ROWS, TILE_TOKENS, WEIGHT, Cluster, DT
                    TileScheduler)
 
 __all__ = [
-    "AXES", "CLUSTERS", "Cluster", "DType", "FAMILIES", "GEMV_AXES", "GemvConfig", "Kernel", "KernelConfig",
+    "AXES", "CLUSTERS", "Cluster", "DType", "DequantConfig", "FAMILIES", "GEMV_AXES", "GemvConfig", "Kernel", "KernelConfig",
     "QuantMode", "SKINNY_AXES", "Schedule", "Skinny80Config", "SkinnyConfig", "TILED_AXES", "TiledConfig", "TILE_K", "TILE_ROWS", "TILE_TOKENS", "Tile", "TileScheduler", "BuildCost",
     "family", "parse_name",
 ]
@@ -582,10 +582,54 @@ class TiledConfig(Kernel):
         return -(-n // self.cta_rows) * -(-m // self.tokens)
 
 
+@dataclasses.dataclass(frozen=True)
+class DequantConfig(Kernel):
+    """The dense path (dense/): one kernel writes the weight dequantized to a dense [N, K] matrix of
+    the activation type into the call's workspace, then gemm() multiplies by it with torch's matmul
+    (cuBLAS) on the same stream. Any M; for large M on layers where the fused kernels fall well
+    below fp16 cuBLAS (benchmarks/NOTES.md, seventeenth session). SM80 and newer."""
+
+    dtype: DType
+    mode: QuantMode
+
+    family: ClassVar[str] = "dequant"
+    manifest_key: ClassVar[str] = "dequant"
+    section_default_all: ClassVar[bool] = False  # manifests name theirs (older ones get none)
+    axes_required: ClassVar[bool] = False
+    AXES: ClassVar[dict[str, list[str]]] = {
+        "dtype": DType.choices(),
+        "mode": QuantMode.choices(),
+    }
+    NAME_RE: ClassVar[re.Pattern] = re.compile(r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_dequant_mm")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_dequant_mm"
+    template: ClassVar[str] = "dequant_kernels.cu.j2"
+    include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "dense/launch.cuh"
+    archs: ClassVar[tuple[str, ...]] = ("90a", "80")
+    # Not fitted: one plain elementwise kernel per name (a guess near the GEMV's per-file cost).
+    cost: ClassVar[BuildCost] = BuildCost(file_s=2.4, kernel_s=0.3, file_gb=0.3, kernel_gb=0.02, kernel_kb=12.0)
+    max_m: ClassVar[int] = 0  # any M
+
+    @property
+    def name(self) -> str:
+        return f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_dequant_mm"
+
+    @property
+    def k_step(self) -> int:
+        return DEQUANT_K_STEP
+
+    def workspace_bytes(self, n: int, k: int) -> int:
+        """The dense weight a call holds while it runs (dense/launch.cuh workspace_size)."""
+        return n * k * 2
+
+
+DEQUANT_K_STEP = 64  # K and the group: multiples of 64 (the packed layout's and the other families')
+
+
 # Every family, in the order generated files and lists show them. Everything else (manifest
 # sections, sharding, templates, CMake's source lists, estimates, name parsing, ranking) reads
 # this list when it runs, so a family added here is known everywhere.
-FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig, Skinny80Config, TiledConfig]
+FAMILIES: list[type[Kernel]] = [KernelConfig, GemvConfig, SkinnyConfig, Skinny80Config, TiledConfig,
+                                 DequantConfig]
 
 
 def family(name: str) -> type[Kernel]:

@@ -8,11 +8,14 @@ allocator on the current stream and drops it after the launch. That allocator is
 stream-ordered, so the block is reused only by later work on the same stream (never
 concurrently by another stream), and inside CUDA graph capture it comes from the graph's
 private pool, which lives as long as the graph: a captured launch can never point at memory
-that was freed and handed to someone else after capture (issue 12, item 1).
+that was freed and handed to someone else after capture (issue 12, item 1). A launch on a stream
+other than the current one records its workspace on that stream. The dense path (`dequant`) uses
+the workspace for the dequantized weight and finishes with torch's matmul (`dense_matmul`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -147,15 +150,26 @@ def runs_on(cfg, cc: int) -> bool:
         entries = family_archs(cfg.family)
         sass = any(e in ("80", "80-real") for e in entries) and 80 <= cc < 90
         ptx = any(e in ("80", "80-virtual") for e in entries) and cc >= 80
-        return sass or ptx
-    return cc == 90 and not forced_sm80()
+        if sass or ptx:
+            return True
+    if "90a" not in cfg.archs or cc != 90:
+        return False
+    if "80" in cfg.archs:   # a family of both (`dequant`): SM80 code too, so it serves the forced path as well
+        return _built_for_90a(cfg.family)
+    return not forced_sm80()
+
+
+def _built_for_90a(family: str) -> bool:
+    return any(e.split("-")[0] == "90a" for e in family_archs(family))
 
 
 def ptx_fallback(cfg, cc: int) -> bool:
     """Whether a kernel serves this GPU only as a fallback: an SM80 family (compute_80 PTX through
     the JIT) on Hopper, whose own sm_90a kernels serve it unless W4A16_FORCE_SM80=1. The selection
     puts these after the GPU's own kernels, whatever a heuristic rule says."""
-    return cc == 90 and not forced_sm80() and "90a" not in cfg.archs
+    if cc != 90 or forced_sm80():
+        return False
+    return "90a" not in cfg.archs or ("80" in cfg.archs and not _built_for_90a(cfg.family))
 
 
 @functools.lru_cache(maxsize=None)
@@ -242,6 +256,7 @@ def problem(x2: torch.Tensor, packed: PackedWeight, out2: torch.Tensor, bias: to
         out=out2.data_ptr() + (m0 * n + n0) * es,
         ld_out=n, ld_scales=n)
     prob.tensors = (x2, out2, bias, packed.qweight, packed.scales, packed.zeros)
+    prob.piece = (m0, m1, n0, n1)
     return prob
 
 
@@ -262,9 +277,40 @@ def launch(name: str, prob, device: torch.device, stream: int | None = None) -> 
     ws_bytes = C.workspace_size(name, prob)
     # Kept alive until the launch is queued, then returned to the allocator in stream order.
     ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
+    current = torch.cuda.current_stream(device)
     if stream is None:
-        stream = torch.cuda.current_stream(device).cuda_stream
-    return C.run(name, prob, workspace=0 if ws is None else ws.data_ptr(), workspace_bytes=ws_bytes, stream=stream)
+        stream = current.cuda_stream
+    elif ws is not None and stream != current.cuda_stream:
+        # Allocated on the current stream: not handed out again before `stream` is done with it.
+        ws.record_stream(torch.cuda.ExternalStream(stream, device=device))
+    st = C.run(name, prob, workspace=0 if ws is None else ws.data_ptr(), workspace_bytes=ws_bytes, stream=stream)
+    if st == 0 and compiled()[name].family == DENSE_FAMILY:
+        dense_matmul(prob, ws, device, stream)
+    return st
+
+
+DENSE_FAMILY = "dequant"
+
+
+def dense_matmul(prob, ws: torch.Tensor, device: torch.device, stream: int) -> None:
+    """The second half of a `dequant` tactic: its kernel wrote the piece's weight, dequantized, as a
+    dense [n, k] matrix into the workspace `ws`; torch's matmul (cuBLAS) multiplies x by it into
+    out (+ bias), on the same stream, queued before `ws` goes back to the allocator."""
+    x2, out2, bias = prob.tensors[:3]
+    m0, m1, n0, n1 = prob.piece
+    k = prob.k
+    w = ws.view(x2.dtype)[: (n1 - n0) * k].view(n1 - n0, k)
+    xs, os_ = x2[m0:m1], out2[m0:m1, n0:n1]
+    b = None if bias is None else bias[n0:n1]
+    ctx = (contextlib.nullcontext() if torch.cuda.current_stream(device).cuda_stream == stream
+           else torch.cuda.stream(torch.cuda.ExternalStream(stream, device=device)))
+    with ctx:
+        if not os_.is_contiguous():             # a piece of a split layer: out rows have the full pitch
+            os_.copy_(torch.nn.functional.linear(xs, w, b))
+        elif b is None:
+            torch.mm(xs, w.t(), out=os_)
+        else:
+            torch.addmm(b, xs, w.t(), out=os_)
 
 
 def launch_or_raise(name: str, prob, device: torch.device, stream: int | None = None) -> None:

@@ -118,12 +118,12 @@ def test_a_family_added_as_a_model_class_and_a_template(dummy_family, tmp_path):
     registry = (out / "registry.cpp").read_text()
     assert all(f'"{name}"' in registry for name in dummies)
     cmake = (out / "sources.cmake").read_text()
-    assert 'set(W4A16_FAMILIES "cutlass;gemv;skinny;skinny80;tiled;dummy")' in cmake
+    assert 'set(W4A16_FAMILIES "cutlass;gemv;skinny;skinny80;tiled;dequant;dummy")' in cmake
     assert f'set(W4A16_SOURCES_dummy "{";".join(files)}")' in cmake
     assert 'set(W4A16_INCLUDE_DIRS_dummy ".")' in cmake
     assert 'set(W4A16_ARCHS_dummy "90a-real")' in cmake      # the base class's archs, the default's entry
     assert {k["name"]: k["max_m"] for k in plan_doc["kernels"] if k["family"] == "dummy"} == dict.fromkeys(dummies, 4)
-    assert estimate(p, cores=2, mem_gb=24)["kernels"] == {"cutlass": 1, "gemv": 0, "skinny": 0, "skinny80": 0, "tiled": 0,
+    assert estimate(p, cores=2, mem_gb=24)["kernels"] == {"cutlass": 1, "gemv": 0, "skinny": 0, "skinny80": 0, "tiled": 0, "dequant": 0,
                                                               "dummy": 3}
 
 

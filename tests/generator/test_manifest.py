@@ -40,8 +40,9 @@ def cutlass_only(kernels):
 
 def test_full_counts():
     p = plan(builtin("full"))
-    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 10 * 2 * 4 * 2 * 2 + 72 + 144 * 4 * 2 + 2 * 3 * 4 * 3 * 3 + 2 * 3 * 3 * 2 * 3
+    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 10 * 2 * 4 * 2 * 2 + 72 + 144 * 4 * 2 + 2 * 3 * 4 * 3 * 3 + 2 * 3 * 3 * 2 * 3 + 2 * 3
     assert len([k for k in p.kernels if k.family == "tiled"]) == 108     # every tiled kernel fits 163 KB
+    assert len([k for k in p.kernels if k.family == "dequant"]) == 6   # one per dtype and mode
     assert len(cutlass_only(p.kernels)) == 2496
     assert len([k for k in p.kernels if k.family == "gemv"]) == 72
     # skinny: 144 of the cluster form, 216 warp-split (k_warps 2, 4, 8 with rows_per_warp 16 only),
@@ -90,10 +91,12 @@ def test_default_is_derived_from_the_committed_sweep(repo_root, tmp_path):
                        cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     derived = plan(load(tmp_path / "d.yaml")).names
-    # The skinny kernels (issue 15) and the skinny80 and tiled ones (issue 18, SM80) came after the sweep:
-    # default.yaml adds them by hand (its comments say why); everything else is the derived set.
+    # The skinny kernels (issue 15), the skinny80 and tiled ones (issue 18, SM80) and the dense path
+    # (`dequant`) came after the sweep: default.yaml adds them by hand (its comments say why);
+    # everything else is the derived set.
     shipped_default = plan(builtin("default"))
-    assert derived == [k.name for k in shipped_default.kernels if k.family not in ("skinny", "skinny80", "tiled")]
+    assert derived == [k.name for k in shipped_default.kernels
+                       if k.family not in ("skinny", "skinny80", "tiled", "dequant")]
     shipped = json.loads((repo_root / "python/w4a16_build/heuristics.json").read_text())
     derived_table = json.loads((tmp_path / "h.json").read_text())
     assert derived_table["measured"] == shipped["measured"]

@@ -93,7 +93,7 @@ def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
         parse_name("fp16_int4_groupwise_gemv_t128x32x64_c2x1_coop_streamk")
     with pytest.raises(ValueError, match="any family"):
         parse_name("fp16_int4_groupwise_gemv_m8_r16_s8_coop")
-    assert {c.family for c in FAMILIES} == {"cutlass", "gemv", "skinny", "skinny80", "tiled"}
+    assert {c.family for c in FAMILIES} == {"cutlass", "gemv", "skinny", "skinny80", "tiled", "dequant"}
     assert parse_name("fp16_int4_groupwise_tiled_t64_r16_s4").family == "tiled"
     with pytest.raises(ValueError):                            # 48 is not a token tile it has
         parse_name("fp16_int4_groupwise_tiled_t48_r16_s4")

@@ -145,6 +145,7 @@ ALIAS = {
     "c64p": "fp16_int4_groupwise_t64x64x64_c1x1_pingpong_persistent",
     "c256": "fp16_int4_groupwise_t128x256x64_c1x1_coop_persistent",
     "c128x256": "fp16_int4_groupwise_t256x128x64_c1x1_coop_persistent",
+    "dense": "fp16_int4_groupwise_dequant_mm",
 }
 SHORT = {v: k for k, v in ALIAS.items()}
 KS = [parse_name(name) for name in ALIAS.values()]
@@ -263,6 +264,20 @@ def test_m2_to_8_on_large_layers_take_the_gemv_with_32_rows():
     assert ranked(1, 8192, 132, k=8192, **kw)[0] == "w8"                  # M = 1 keeps its rules
     assert ranked(9, 8192, 132, k=8192, **kw)[0] != "g8r32"               # the m8 GEMV cannot take M = 9
     assert ranked(5, 8192, 132, **kw)[0] == "g8r16"                       # no K: the older GEMV rule
+
+
+def test_the_dense_path_ranks_after_the_fused_kernels_where_no_rule_names_it():
+    """The dense path (`dequant`: dequantize, then cuBLAS) is for tune() and explicit tactics: a
+    rule for M = 1500-3000 on smaller layers, set from development layers, lost on held-out ones
+    (H200, benchmarks/NOTES.md, seventeenth session) and was not shipped. Every CUTLASS kernel
+    ranks before it, at every M and size."""
+    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    for m, n, k in ((1500, 2048, 2048), (2049, 2048, 2048), (2049, 2304, 9216), (3000, 2048, 2048),
+                    (1024, 2304, 2048), (4096, 2048, 2048), (2049, 896, 9728), (2049, 151936, 896), (64, 4096, 4096)):
+        r = ranked(m, n, 132, k=k, **kw)
+        assert r.index("dense") > max(r.index(c) for c in r if c.startswith("c")), (m, n, k, r)
+    assert heuristic_table()["family_order"][-1] == "dequant"
+    assert not any(rule["family"] == "dequant" for rule in heuristic_table()["rules"])
 
 
 def test_a_size_rule_may_bound_k_from_below():
