@@ -29,8 +29,9 @@ __global__ void __launch_bounds__(256) dequant_kernel(const uint4* __restrict__ 
   const int64_t r = atom / atoms_k;
   const int c = int(atom - r * atoms_k);
   const int64_t row0 = r * 16 + m0, row1 = row0 + 8;
-  if (row0 >= n) return;                // padding rows of the last atom row
-  const bool has1 = row1 < n;           // n is a multiple of 8: the lower half may be padding
+  // n is a multiple of 8, so row0 < n always; where n % 16 == 8 the last atom row's lower half
+  // (row1) is padding.
+  const bool has1 = row1 < n;
   const uint4 v = w[t];
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
   int64_t g = 0;

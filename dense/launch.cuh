@@ -22,7 +22,7 @@ struct Dequant {
   static constexpr int kThreads = 256;
 
   static bool shape_ok(const GemmArgs& a) {
-    return a.m > 0 && gemv::inputs_ok<kScales, kZeros, 64>(a) && (kScales || a.scales != nullptr);
+    return a.m > 0 && gemv::inputs_ok<kScales, kZeros, 64>(a);
   }
 
   static Status can_implement(const GemmArgs& a) {

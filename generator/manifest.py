@@ -26,7 +26,7 @@ A manifest is a mapping with these keys (all but `name` optional):
 
 Each kernel family has its section, keyed by its model class's `manifest_key`
 (model.py): `sets` (CUTLASS), `gemv`, `skinny`, `skinny80`, `tiled` and `dequant`. A section is a list of sets, one
-set, `true` (every value of every axis) or `false`. An omitted CUTLASS or `skinny`
+set, `true` (every value of every axis) or `false`. An omitted CUTLASS, `skinny`, `skinny80`, `tiled` or `dequant`
 section builds nothing, an omitted `gemv` every GEMV kernel; `gemv: false` builds
 none. In a CUTLASS set every axis must be given, so a manifest says exactly what it
 builds; in a GEMV or skinny set an omitted axis means all of its values, except an

@@ -605,8 +605,9 @@ class DequantConfig(Kernel):
     template: ClassVar[str] = "dequant_kernels.cu.j2"
     include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "dense/launch.cuh"
     archs: ClassVar[tuple[str, ...]] = ("90a", "80")
-    # Not fitted: one plain elementwise kernel per name (a guess near the GEMV's per-file cost).
-    cost: ClassVar[BuildCost] = BuildCost(file_s=2.4, kernel_s=0.3, file_gb=0.3, kernel_gb=0.02, kernel_kb=12.0)
+    # Per arch entry (estimate.py). Not fitted to a build: one generated file (one kernel) took 3.4 s
+    # with nvcc alone for sm_90a and sm_80 on the 2-core machine (2026-11-29), about 1.7 s per entry.
+    cost: ClassVar[BuildCost] = BuildCost(file_s=1.4, kernel_s=0.3, file_gb=0.3, kernel_gb=0.02, kernel_kb=12.0)
     max_m: ClassVar[int] = 0  # any M
 
     @property
@@ -616,10 +617,6 @@ class DequantConfig(Kernel):
     @property
     def k_step(self) -> int:
         return DEQUANT_K_STEP
-
-    def workspace_bytes(self, n: int, k: int) -> int:
-        """The dense weight a call holds while it runs (dense/launch.cuh workspace_size)."""
-        return n * k * 2
 
 
 DEQUANT_K_STEP = 64  # K and the group: multiples of 64 (the packed layout's and the other families')

@@ -130,8 +130,10 @@ FORCE_SM80_ENV = "W4A16_FORCE_SM80"
 
 
 def forced_sm80() -> bool:
-    """W4A16_FORCE_SM80=1: only the families built for SM80 (the `skinny80` and `tiled` kernels) run, on any GPU:
-    how the Ampere/Ada path is tested on Hopper (through the compute_80 PTX; issue 18)."""
+    """W4A16_FORCE_SM80=1: only the families built for SM80 (the `skinny80`, `tiled` and `dequant`
+    kernels) run, on any GPU, and on Hopper only where the build has their compute_80 PTX: how the
+    Ampere/Ada path is tested on Hopper (issue 18). The `dequant` family also has sm_90a code, which
+    the CUDA runtime prefers to the PTX, so there its sm_80 code is not what runs."""
     return os.environ.get(FORCE_SM80_ENV, "") == "1"
 
 
@@ -145,18 +147,18 @@ def runs_on(cfg, cc: int) -> bool:
     """Whether a kernel's family serves a GPU of compute capability cc (e.g. 86): the sm_90a
     families on sm_90 only; the SM80 families (`archs` "80") on 8.x through their sm_80 SASS
     ("80" or "80-real") and on newer GPUs through their compute_80 PTX ("80" or "80-virtual"),
-    where the build has it. With W4A16_FORCE_SM80=1 only the SM80 families."""
+    where the build has it; a family of both (`dequant`) also on sm_90 by its sm_90a code, where
+    built. With W4A16_FORCE_SM80=1 only the SM80 families, each by the rule for SM80 code (on
+    Hopper: only where the build has the compute_80 PTX, as without a 90a arch)."""
     if "80" in cfg.archs:
         entries = family_archs(cfg.family)
         sass = any(e in ("80", "80-real") for e in entries) and 80 <= cc < 90
         ptx = any(e in ("80", "80-virtual") for e in entries) and cc >= 80
         if sass or ptx:
             return True
-    if "90a" not in cfg.archs or cc != 90:
+    if "90a" not in cfg.archs or cc != 90 or forced_sm80():
         return False
-    if "80" in cfg.archs:   # a family of both (`dequant`): SM80 code too, so it serves the forced path as well
-        return _built_for_90a(cfg.family)
-    return not forced_sm80()
+    return "80" not in cfg.archs or _built_for_90a(cfg.family)
 
 
 def _built_for_90a(family: str) -> bool:
@@ -270,6 +272,9 @@ def status_string(status: int) -> str:
     return f"{text} ({ext().last_launch_error()})" if status == LAUNCH_FAILED else text
 
 
+DENSE_FAMILY = "dequant"   # its run() writes the dense weight only: launch() finishes with dense_matmul
+
+
 def launch(name: str, prob, device: torch.device, stream: int | None = None) -> int:
     """Run one kernel on a problem on the current (or given) stream of `device`, with a workspace
     from the caller's stream and pool (module docstring); returns the status (0: launched)."""
@@ -288,8 +293,6 @@ def launch(name: str, prob, device: torch.device, stream: int | None = None) -> 
         dense_matmul(prob, ws, device, stream)
     return st
 
-
-DENSE_FAMILY = "dequant"
 
 
 def dense_matmul(prob, ws: torch.Tensor, device: torch.device, stream: int) -> None:

@@ -225,15 +225,19 @@ DENSE = parse_name("fp16_int4_groupwise_dequant_mm")
 
 def test_a_family_of_both_archs_serves_hopper_by_its_own_code_and_ampere_by_sm80(build, monkeypatch):
     """The dense path (`dequant`, archs 90a and 80) is one plain kernel: its sm_90a code serves
-    Hopper (also with the SM80 switch: it is an SM80 family too), its sm_80 code Ampere and Ada,
-    and it is never a PTX fallback where its sm_90a code was built."""
+    Hopper, its sm_80 code Ampere and Ada, and it is never a PTX fallback where its sm_90a code was
+    built. W4A16_FORCE_SM80=1 keeps its meaning: on Hopper an SM80 family serves only through the
+    compute_80 PTX of the build (a default build, without it, still says so)."""
     state = {"dequant": ("80-real", "90a-real")}
     monkeypatch.setattr(kernels, "family_archs", lambda fam: state.get(fam, ("90a-real",)))
     assert [cc for cc in (75, 80, 86, 89, 90, 100) if kernels.runs_on(DENSE, cc)] == [80, 86, 89, 90]
     assert not kernels.ptx_fallback(DENSE, 90)
     monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
-    assert kernels.runs_on(DENSE, 90) and not kernels.runs_on(CUTLASS, 90)
+    assert not kernels.runs_on(DENSE, 90) and not kernels.runs_on(CUTLASS, 90)      # no PTX in this build
+    state["dequant"] = ("80-real", "80-virtual", "90a-real")
+    assert kernels.runs_on(DENSE, 90) and kernels.runs_on(DENSE, 86)
     monkeypatch.delenv(kernels.FORCE_SM80_ENV)
+    assert kernels.runs_on(DENSE, 90) and not kernels.ptx_fallback(DENSE, 90)
     state["dequant"] = ("90a-real",)                  # a Hopper-only build
     assert [cc for cc in (80, 86, 90) if kernels.runs_on(DENSE, cc)] == [90]
     state["dequant"] = ("80-real", "80-virtual")      # no sm_90a code: Hopper through the PTX, as a fallback
