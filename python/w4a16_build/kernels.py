@@ -282,32 +282,31 @@ def launch(name: str, prob, device: torch.device, stream: int | None = None) -> 
     ws_bytes = C.workspace_size(name, prob)
     # Kept alive until the launch is queued, then returned to the allocator in stream order.
     ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
-    current = torch.cuda.current_stream(device)
+    other = None      # the launch's stream where it is not the current one
     if stream is None:
-        stream = current.cuda_stream
-    elif ws is not None and stream != current.cuda_stream:
+        stream = torch.cuda.current_stream(device).cuda_stream
+    elif ws is not None and stream != torch.cuda.current_stream(device).cuda_stream:
         # Allocated on the current stream: not handed out again before `stream` is done with it.
-        ws.record_stream(torch.cuda.ExternalStream(stream, device=device))
+        other = torch.cuda.ExternalStream(stream, device=device)
+        ws.record_stream(other)
     st = C.run(name, prob, workspace=0 if ws is None else ws.data_ptr(), workspace_bytes=ws_bytes, stream=stream)
     if st == 0 and compiled()[name].family == DENSE_FAMILY:
-        dense_matmul(prob, ws, device, stream)
+        dense_matmul(prob, ws, other)
     return st
 
 
-
-def dense_matmul(prob, ws: torch.Tensor, device: torch.device, stream: int) -> None:
+def dense_matmul(prob, ws: torch.Tensor, other_stream=None) -> None:
     """The second half of a `dequant` tactic: its kernel wrote the piece's weight, dequantized, as a
     dense [n, k] matrix into the workspace `ws`; torch's matmul (cuBLAS) multiplies x by it into
-    out (+ bias), on the same stream, queued before `ws` goes back to the allocator."""
+    out (+ bias) on the launch's stream (the current one, or `other_stream`), queued before `ws`
+    goes back to the allocator."""
     x2, out2, bias = prob.tensors[:3]
     m0, m1, n0, n1 = prob.piece
     k = prob.k
     w = ws.view(x2.dtype)[: (n1 - n0) * k].view(n1 - n0, k)
     xs, os_ = x2[m0:m1], out2[m0:m1, n0:n1]
     b = None if bias is None else bias[n0:n1]
-    ctx = (contextlib.nullcontext() if torch.cuda.current_stream(device).cuda_stream == stream
-           else torch.cuda.stream(torch.cuda.ExternalStream(stream, device=device)))
-    with ctx:
+    with contextlib.nullcontext() if other_stream is None else torch.cuda.stream(other_stream):
         if not os_.is_contiguous():             # a piece of a split layer: out rows have the full pitch
             os_.copy_(torch.nn.functional.linear(xs, w, b))
         elif b is None:
