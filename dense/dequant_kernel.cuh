@@ -1,10 +1,14 @@
 // The dequantize kernel of the `dequant` family: the packed 4-bit weight (packing.py's layout)
 // to a dense row-major [n, k] weight of the activation type, which gemm() then multiplies with
-// torch's matmul (cuBLAS). One thread per 16 packed bytes: the 8 rows m0 of an atom's upper half
-// and m0 + 8 of its lower half, 16 k each (four fragment words, word k1 holding k 2k1, 2k1 + 1,
-// 2k1 + 8, 2k1 + 9 of both rows), so consecutive threads read consecutive 16 bytes and each
-// writes four 16-byte runs of output. A value is code * scale (+ zero) rounded once to 16 bits,
-// the same arithmetic the fused kernels use before their mma.
+// torch's matmul (cuBLAS). One warp per 512 packed bytes: four consecutive 16x16 atoms of one
+// atom row (k is a multiple of 64, so they never straddle a row), one lane per 16 bytes. A lane
+// holds row m0 of an atom's upper half and m0 + 8 of its lower half, 16 k each (four fragment
+// words, word k1 holding k 2k1, 2k1 + 1, 2k1 + 8, 2k1 + 9 of both rows). The warp stages its 16
+// rows x 64 k through shared memory so that each store instruction writes four whole 128-byte
+// rows: stored straight from the lanes, each instruction wrote halves of 32 sectors and the kernel
+// ran at about half the copy bandwidth (benchmarks/NOTES.md, eighteenth session). A value is
+// code * scale (+ zero) rounded once to 16 bits, the same arithmetic the fused kernels use before
+// their mma.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -16,23 +20,31 @@
 
 namespace w4a16::dense {
 
+constexpr int kDequantWarps = 8;  // warps per CTA
+
 template <class T, QuantMode kMode>
-__global__ void __launch_bounds__(256) dequant_kernel(const uint4* __restrict__ w, const T* __restrict__ scales,
-                                                      const T* __restrict__ zeros, T* __restrict__ out, int n,
-                                                      int k, int group, int64_t ld_scales, int64_t units) {
+__global__ void __launch_bounds__(kDequantWarps * 32) dequant_kernel(const uint4* __restrict__ w,
+                                                                    const T* __restrict__ scales,
+                                                                    const T* __restrict__ zeros,
+                                                                    T* __restrict__ out, int n, int k, int group,
+                                                                    int64_t ld_scales, int64_t tiles) {
   using A = gemv::Act<T>;
-  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (t >= units) return;
-  const int64_t atom = t >> 3;          // 16x16 atoms, K-fastest (128 bytes each)
-  const int m0 = int(t & 7);
+  // Per warp: 16 rows of 8 16-byte runs, padded to 9 so that the eight lanes of one store phase
+  // (rows m0 = 0-7 of one atom) fall in distinct banks.
+  __shared__ uint4 stage[kDequantWarps][16][9];
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+  const int64_t tile = int64_t(blockIdx.x) * kDequantWarps + wid;  // 4 atoms, K-fastest
+  if (tile >= tiles) return;                                        // warp-uniform
+  const int m0 = lane & 7, a = lane >> 3;
   const int atoms_k = k >> 4;
-  const int64_t r = atom / atoms_k;
-  const int c = int(atom - r * atoms_k);
+  const int64_t r = tile * 4 / atoms_k;  // the atom row
+  const int c0 = int(tile * 4 - r * atoms_k);
+  const int c = c0 + a;
   const int64_t row0 = r * 16 + m0, row1 = row0 + 8;
   // n is a multiple of 8, so row0 < n always; where n % 16 == 8 the last atom row's lower half
   // (row1) is padding.
   const bool has1 = row1 < n;
-  const uint4 v = w[t];
+  const uint4 v = __ldcs(w + tile * 32 + lane);  // read once: streamed past L1
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
   int64_t g = 0;
   if constexpr (kMode != QuantMode::kPerColumn) g = int64_t(c) * 16 / group * ld_scales;
@@ -61,13 +73,18 @@ __global__ void __launch_bounds__(256) dequant_kernel(const uint4* __restrict__ 
       o[3][k1] = A::mul(f[3], s1);
     }
   }
-  T* p0 = out + row0 * k + c * 16;
-  reinterpret_cast<uint4*>(p0)[0] = make_uint4(o[0][0], o[0][1], o[0][2], o[0][3]);
-  reinterpret_cast<uint4*>(p0)[1] = make_uint4(o[1][0], o[1][1], o[1][2], o[1][3]);
-  if (has1) {
-    T* p1 = out + row1 * k + c * 16;
-    reinterpret_cast<uint4*>(p1)[0] = make_uint4(o[2][0], o[2][1], o[2][2], o[2][3]);
-    reinterpret_cast<uint4*>(p1)[1] = make_uint4(o[3][0], o[3][1], o[3][2], o[3][3]);
+  uint4(&st)[16][9] = stage[wid];
+  st[m0][2 * a] = make_uint4(o[0][0], o[0][1], o[0][2], o[0][3]);
+  st[m0][2 * a + 1] = make_uint4(o[1][0], o[1][1], o[1][2], o[1][3]);
+  st[m0 + 8][2 * a] = make_uint4(o[2][0], o[2][1], o[2][2], o[2][3]);
+  st[m0 + 8][2 * a + 1] = make_uint4(o[3][0], o[3][1], o[3][2], o[3][3]);
+  __syncwarp();
+  // Store j: rows 4j-4j+3 of the atom row, eight lanes per row, 16 bytes each.
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int rho = 4 * j + (lane >> 3);
+    const int64_t row = r * 16 + rho;
+    if (row < n) reinterpret_cast<uint4*>(out + row * k + c0 * 16)[lane & 7] = st[rho][lane & 7];
   }
 }
 

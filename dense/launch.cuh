@@ -19,7 +19,6 @@ template <class T, QuantMode kMode>
 struct Dequant {
   static constexpr bool kScales = kMode != QuantMode::kPerColumn;
   static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
-  static constexpr int kThreads = 256;
 
   static bool shape_ok(const GemmArgs& a) {
     return a.m > 0 && gemv::inputs_ok<kScales, kZeros, 64>(a);
@@ -37,11 +36,12 @@ struct Dequant {
     if (!shape_ok(a)) return Status::kCannotImplement;
     if (a.workspace == nullptr || a.workspace_bytes < workspace_size(a)) return Status::kWorkspaceTooSmall;
     if (reinterpret_cast<uintptr_t>(a.workspace) % 16) return Status::kCannotImplement;
-    const int64_t units = (int64_t(a.n) + 15) / 16 * 16 * a.k / 32;  // 16 packed bytes each
-    const int64_t blocks = (units + kThreads - 1) / kThreads;
-    dequant_kernel<T, kMode><<<dim3(unsigned(blocks)), kThreads, 0, a.stream>>>(
+    // A warp's tile: 4 atoms (512 packed bytes); k % 64 == 0, so the atoms of a row divide evenly.
+    const int64_t tiles = (int64_t(a.n) + 15) / 16 * (a.k / 64);
+    const int64_t blocks = (tiles + kDequantWarps - 1) / kDequantWarps;
+    dequant_kernel<T, kMode><<<dim3(unsigned(blocks)), kDequantWarps * 32, 0, a.stream>>>(
         static_cast<const uint4*>(a.w), static_cast<const T*>(a.scales), static_cast<const T*>(a.zeros),
-        static_cast<T*>(a.workspace), a.n, a.k, kScales ? a.group_size : a.k, a.scale_pitch(), units);
+        static_cast<T*>(a.workspace), a.n, a.k, kScales ? a.group_size : a.k, a.scale_pitch(), tiles);
     const cudaError_t err = cudaGetLastError();
     return err == cudaSuccess ? Status::kSuccess : launch_failed(err);
   }

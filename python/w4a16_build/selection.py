@@ -118,12 +118,16 @@ def is_size_rule(rule: dict) -> bool:
 
 def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
     """The rules of the table that cover the call, in table order: m_max (and m_min, where a rule
-    has one) cover m and, where a rule has them, max_nk (an upper bound on N * K), max_n (on N),
-    min_k and min_n (lower bounds on K and N) cover the layer: a size rule, which needs K. The
-    last one has no size bound (the table's last rule covers every M)."""
+    has one) cover m; where a rule has tail_of and tail_max, m is 1 to tail_max tokens past a
+    multiple of tail_of (a last token tile of tail_of that is mostly empty); and, where a rule has
+    them, max_nk (an upper bound on N * K), max_n (on N), min_k and min_n (lower bounds on K and
+    N) cover the layer: a size rule, which needs K. The last one has no size bound (the table's
+    last rule covers every M)."""
     out = []
     for r in heuristic_table()["rules"]:
         if (r["m_max"] is not None and m > r["m_max"]) or m < r.get("m_min", 1):
+            continue
+        if "tail_of" in r and not 1 <= m % r["tail_of"] <= r["tail_max"]:
             continue
         if is_size_rule(r):
             if (k is not None and n * k <= r.get("max_nk", n * k) and n <= r.get("max_n", n)

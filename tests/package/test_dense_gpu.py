@@ -3,7 +3,7 @@ call's workspace and torch's matmul (cuBLAS) finishes the call on the same strea
 family does is tested here: the matmul on the stream the launch was given, with the workspace kept
 from the allocator until that stream is done with it; a piece of a split layer (out rows with the
 full layer's pitch); CUDA graph capture and replay after the workspace's memory went elsewhere;
-and that the untuned selection never picks it. Every tactic's correctness over shapes, modes, groups and bias:
+and that the untuned selection picks it where its rule fires and only there. Every tactic's correctness over shapes, modes, groups and bias:
 test_gemm_gpu.py."""
 
 import pytest
@@ -108,9 +108,10 @@ def test_captured_graph_replays_after_its_workspace_memory_went_elsewhere():
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-def test_the_dense_tactic_by_name_at_m_2049_and_the_untuned_selection_never_picks_it(dtype, tmp_path, monkeypatch):
-    """No rule names the dense path (its rule lost on held-out layers): untuned, gemm() runs the
-    fused kernels; by name (or tuned) the dense tactic runs, with bias, and is right."""
+def test_the_untuned_selection_takes_the_dense_path_only_where_its_rule_fires(dtype, tmp_path, monkeypatch):
+    """The dense rule (heuristics.json: M = 1537-3104, 1 to 32 tokens past a multiple of 128, N and
+    K >= 1024, N*K <= 60M): untuned, gemm() picks the dense tactic at M = 2049 on a 2816 x 2048
+    layer and runs it right, with bias; at M = 2112 (64 past) and M = 2048 the fused kernels."""
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(tmp_path / "tune.json"))
     from w4a16_build import selection
     selection.clear_memo()
@@ -118,9 +119,11 @@ def test_the_dense_tactic_by_name_at_m_2049_and_the_untuned_selection_never_pick
     t = dense_tactic(dtype)
     gen = torch.Generator("cuda").manual_seed(14)
     w = random_weight(2816, 2048, "groupwise", 128, dt, gen)
-    x = torch.randn(2049, 2048, device="cuda", dtype=dt, generator=gen)
     bias = torch.randn(2816, device="cuda", dtype=dt, generator=gen)
-    assert w4a16_build.runner.selected_tactic(x, w.packed, bias) != t
-    out = w4a16_build.gemm(x, w.packed, bias, tactic=t)
-    check(out, reference(x, w, bias), dtype, "M = 2049, the dense tactic")
+    for m, picked in ((2049, True), (2112, False), (2048, False)):
+        x = torch.randn(m, 2048, device="cuda", dtype=dt, generator=gen)
+        assert (w4a16_build.runner.selected_tactic(x, w.packed, bias) == t) == picked, m
+        check(w4a16_build.gemm(x, w.packed, bias), reference(x, w, bias), dtype, f"M = {m}, untuned")
+    out = w4a16_build.gemm(x, w.packed, bias, tactic=t)          # by name at a point the rule skips
+    check(out, reference(x, w, bias), dtype, "M = 2048, the dense tactic by name")
     selection.clear_memo()

@@ -266,19 +266,39 @@ def test_m2_to_8_on_large_layers_take_the_gemv_with_32_rows():
     assert ranked(5, 8192, 132, **kw)[0] == "g8r16"                       # no K: the older GEMV rule
 
 
-def test_the_dense_path_ranks_after_the_fused_kernels_where_no_rule_names_it():
-    """The dense path (`dequant`: dequantize, then cuBLAS) is for tune() and explicit tactics: a
-    rule for M = 1500-3000 on smaller layers, set from development layers, lost on held-out ones
-    (H200, benchmarks/NOTES.md, seventeenth session) and was not shipped. Every CUTLASS kernel
-    ranks before it, at every M and size."""
+def test_the_dense_path_takes_m_just_past_a_multiple_of_128_on_layers_in_its_bounds():
+    """The dense path (`dequant`: dequantize, then cuBLAS) ranks first where the H200 data had it
+    faster than the fused kernels (benchmarks/NOTES.md, eighteenth session): M = 1537-3104 and 1 to
+    32 tokens past a multiple of 128, on layers with N and K >= 1024 and N*K <= 60M. Everywhere
+    else every kernel that takes M ranks before it, as for a build where no rule names it."""
     kw = dict(dtype="fp16", mode="groupwise", group=128)
-    for m, n, k in ((1500, 2048, 2048), (2049, 2048, 2048), (2049, 2304, 9216), (3000, 2048, 2048),
-                    (1024, 2304, 2048), (4096, 2048, 2048), (2049, 896, 9728), (2049, 151936, 896), (64, 4096, 4096)):
+    for m, n, k in ((1537, 2048, 2048), (2049, 2304, 9216), (2080, 2048, 2048), (2561, 3072, 3072),
+                    (3073, 4096, 4096), (3104, 1024, 1024), (2049, 7168, 8192)):    # 58.7M <= 60M
+        assert ranked(m, n, 132, k=k, **kw)[0] == "dense", (m, n, k)
+    for m, n, k in ((1500, 2048, 2048), (1536, 2048, 2048), (2048, 2048, 2048), (2081, 2048, 2048),
+                    (2111, 2048, 2048), (3000, 2048, 2048), (3105, 2048, 2048), (1409, 2048, 2048),
+                    (1024, 2304, 2048), (4097, 2048, 2048), (2049, 896, 9728), (2049, 9728, 896),
+                    (2049, 151936, 896), (2049, 8192, 8192), (64, 4096, 4096)):
         r = ranked(m, n, 132, k=k, **kw)
         takes_m = [c for c in r if c != "dense" and (parse_name(ALIAS[c]).max_m or m) >= m]   # max_m 0: any M
         assert takes_m and r.index("dense") == len(takes_m), (m, n, k, r)   # after every kernel that takes m
+    assert ranked(2049, 2048, 132, **kw)[0] != "dense"        # no K: a size rule cannot apply
     assert heuristic_table()["family_order"][-1] == "dequant"
-    assert not any(rule["family"] == "dequant" for rule in heuristic_table()["rules"])
+    no_dense = [c for c in KS if c.family != "dequant"]
+    assert parse_name(rank_by_heuristic(no_dense, 2049, 2048, 132, k=2048, **kw)[0]).family == "cutlass"
+
+
+def test_a_tail_rule_covers_only_m_just_past_a_multiple(monkeypatch):
+    """tail_of / tail_max: a rule covers M only where M mod tail_of is 1..tail_max (the last token
+    tile of tail_of mostly empty); a multiple of tail_of itself is not covered."""
+    import w4a16_build.selection as t
+
+    table = {"rules": [{"m_min": 100, "m_max": 1000, "tail_of": 64, "tail_max": 8, "min_k": 1, "family": "dequant"},
+                       {"m_max": None, "family": "cutlass"}]}
+    monkeypatch.setattr(t, "heuristic_table", lambda: table)
+    fired = [m for m in range(1, 1100) if t.matching_rules(m, 64, 64)[0]["family"] == "dequant"]
+    assert fired == [m for m in range(100, 1001) if 1 <= m % 64 <= 8]
+    assert 128 not in fired and 129 in fired and 136 in fired and 137 not in fired
 
 
 def test_a_size_rule_may_bound_k_from_below():
