@@ -109,7 +109,7 @@ def test_captured_graph_replays_after_its_workspace_memory_went_elsewhere():
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_the_untuned_selection_takes_the_dense_path_only_where_its_rule_fires(dtype, tmp_path, monkeypatch):
-    """The dense rule (heuristics.json: M = 1537-3104, 1 to 32 tokens past a multiple of 128, N and
+    """The dense rule (heuristics.json: M = 1537-3088, 1 to 16 tokens past a multiple of 128, N and
     K >= 1024, N*K <= 60M): untuned, gemm() picks the dense tactic at M = 2049 on a 2816 x 2048
     layer and runs it right, with bias; at M = 2112 (64 past) and M = 2048 the fused kernels."""
     monkeypatch.setenv("W4A16_TUNE_CACHE", str(tmp_path / "tune.json"))
