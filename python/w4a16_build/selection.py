@@ -116,18 +116,32 @@ def is_size_rule(rule: dict) -> bool:
     return any(key in rule for key in SIZE_KEYS)
 
 
-def matching_rules(m: int, n: int, k: int | None) -> list[dict]:
+def checked_tail(rule: dict) -> tuple[int, int]:
+    """A rule's tail_of and tail_max, checked: both integers, 1 <= tail_max < tail_of; a bad
+    table is a ValueError naming the rule."""
+    of, most = rule.get("tail_of"), rule.get("tail_max")
+    if not (type(of) is int and type(most) is int and 1 <= most < of):
+        raise ValueError(f"heuristics.json: rule {rule.get('family')!r} (m_max {rule.get('m_max')}) needs tail_of and "
+                         f"tail_max as integers with 1 <= tail_max < tail_of, got {of!r} and {most!r}")
+    return of, most
+
+
+def matching_rules(m: int, n: int, k: int | None, cc: int | None = None) -> list[dict]:
     """The rules of the table that cover the call, in table order: m_max (and m_min, where a rule
     has one) cover m; where a rule has tail_of and tail_max, m is 1 to tail_max tokens past a
-    multiple of tail_of (a last token tile of tail_of that is mostly empty); and, where a rule has
-    them, max_nk (an upper bound on N * K), max_n (on N), min_k and min_n (lower bounds on K and
+    multiple of tail_of (a last token tile of tail_of that is mostly empty); where a rule has cc
+    (compute capabilities, e.g. [90]: the GPUs it was measured for), the path's cc is one of them
+    (rule_cc; None, no device given as in offline tools: every rule); and, where a rule has them,
+    max_nk (an upper bound on N * K), max_n (on N), min_k and min_n (lower bounds on K and
     N) cover the layer: a size rule, which needs K. The last one has no size bound (the table's
     last rule covers every M)."""
     out = []
     for r in heuristic_table()["rules"]:
         if (r["m_max"] is not None and m > r["m_max"]) or m < r.get("m_min", 1):
             continue
-        if "tail_of" in r and not 1 <= m % r["tail_of"] <= r["tail_max"]:
+        if cc is not None and "cc" in r and cc not in r["cc"]:
+            continue
+        if ("tail_of" in r or "tail_max" in r) and not 1 <= m % checked_tail(r)[0] <= r["tail_max"]:
             continue
         if is_size_rule(r):
             if (k is not None and n * k <= r.get("max_nk", n * k) and n <= r.get("max_n", n)
@@ -148,7 +162,7 @@ def names_fit(cfg, rule: dict) -> bool:
 
 def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | None = None,
                       mode: str | None = None, group: int | None = None, k: int | None = None,
-                      card: str | None = None) -> list[str]:
+                      card: str | None = None, cc: int | None = None) -> list[str]:
     """Names of `kernels` (configurations) ordered by the heuristic table. First the size rules
     that cover the call (small layers, the smallest M): each one's kernels (its family, the axis
     values it names) that can take m, by rank_key. Then the rest: the measured choice for the nearest measured
@@ -158,8 +172,8 @@ def rank_by_heuristic(kernels: list, m: int, n: int, sms: int, *, dtype: str | N
     rule's family first, kernels that cannot take m last, the other families in the table's
     family_order, then each family's rank_key. A size rule
     ranks only the kernels with the axis values it names (names_fit); with none here it changes
-    nothing."""
-    *size_rules, rule = matching_rules(m, n, k)
+    nothing. cc: the path's compute capability (rule_cc), for rules that name theirs."""
+    *size_rules, rule = matching_rules(m, n, k, cc)
     ranked: list[str] = []
     rest = list(kernels)
     for sr in size_rules:
@@ -264,22 +278,38 @@ def forget_shape(dtype, mode, group, n, k) -> None:
 # -------------------------------------------------------------------------- selection
 
 
+def rule_cc(cc: int | None) -> int | None:
+    """The compute capability a rule's `cc` is matched against: the device's, or 80 where
+    W4A16_FORCE_SM80=1 runs the SM80 path (on Hopper too); None stays None."""
+    return None if cc is None else (80 if forced_sm80() else cc)
+
+
+def tail_rule_covers(m: int, n: int, k: int, cc: int | None) -> bool:
+    """Whether a rule with tail_of covers this call. tune() checks a bucket's choice only at the
+    bucket's own M and check points (tuning.check_points), never at M just past a tile multiple
+    where such a rule names another path, so there the rule, not the bucket's tuned choice, ranks."""
+    return any("tail_of" in r for r in matching_rules(m, n, k, cc)[:-1])
+
+
 def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[str]:
     """Every compiled tactic of this dtype and mode, best first: the tuned choice for m's bucket
-    (if any, and if this build compiled it for this dtype and mode), then the heuristic order, the
+    (if any, if this build compiled it for this dtype and mode, and unless a tail rule covers the
+    call: tail_rule_covers), then the heuristic order, the
     GPU's own kernels before an SM80 family's PTX on Hopper. Only the tactics that serve the GPU.
     Applicability is the caller's to check."""
     order = []
+    cc = compute_capability(device)
     picked = pick_bucket(tuned_choices_memoized(dtype, mode, group, n, k, device), m)
     if picked is not None and picked[0] == "":
         pass                    # tune() kept the heuristic for this bucket: it decides per M below
+    elif picked is not None and tail_rule_covers(m, n, k, rule_cc(cc)):
+        pass                    # tune() never timed this M (just past a tile multiple): the rule decides
     elif picked is not None:
         if fits(picked[0], dtype, mode):
             order.append(picked[0])
         else:
             log.warning("w4a16_build: tuning cache %s names %s for a %s %s problem; ignored", TuneCache().path,
                         picked[0], dtype, mode)
-    cc = compute_capability(device)
     order += [t for t in heuristic_order(dtype, mode, group, n, k, m, check_device(device), cc,
                                          card=card_of(device)) if t not in order]
     return [t for t in order if serves(t, cc)]
@@ -304,7 +334,8 @@ def heuristic_order(dtype, mode, group, n, k, m, sms: int, cc: int | None = None
     capability cc, the GPU's own kernels before an SM80 family's PTX (kernels.ptx_fallback; a
     stable sort), as gemm() ranks them."""
     kernels = [compiled()[t] for t in tactics(dtype, mode)]
-    order = rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k, card=card)
+    order = rank_by_heuristic(kernels, m, n, sms, dtype=dtype, mode=mode, group=group, k=k, card=card,
+                              cc=rule_cc(cc))
     return order if cc is None else sorted(order, key=lambda t: is_ptx_fallback(t, cc))
 
 

@@ -3,7 +3,7 @@ call's workspace and torch's matmul (cuBLAS) finishes the call on the same strea
 family does is tested here: the matmul on the stream the launch was given, with the workspace kept
 from the allocator until that stream is done with it; a piece of a split layer (out rows with the
 full layer's pitch); CUDA graph capture and replay after the workspace's memory went elsewhere;
-and that the untuned selection picks it where its rule fires and only there. Every tactic's correctness over shapes, modes, groups and bias:
+and that the untuned selection picks it at M = 2049 on a layer in its rule's bounds, not at 2048 or 2112 (the rule's bounds: test_tuning.py). Every tactic's correctness over shapes, modes, groups and bias:
 test_gemm_gpu.py."""
 
 import pytest

@@ -183,6 +183,36 @@ def test_a_hopper_gpu_runs_its_own_kernels_before_the_sm80_ptx(monkeypatch, buil
     assert selection.ranked_tactics("fp16", "groupwise", 128, 256, 256, 8, None) == [skinny80.name, TILED.name]
 
 
+def test_a_tail_rule_outranks_the_buckets_tuned_choice_only_at_its_m(monkeypatch, build):
+    """Found in review (eighteenth session): a tuned choice stands for its whole M bucket, but tune()
+    checks it only at the bucket's M and check points, never at M just past a multiple of 128,
+    where the dense rule names another path. There the rule ranks first; at other M of the bucket
+    the tuned choice still does. With W4A16_FORCE_SM80=1 (the SM80 path) the Hopper-only rule does
+    not fire and the tuned choice (if it serves) or the heuristic decides."""
+    from w4a16_build import selection
+
+    dense = parse_name("fp16_int4_groupwise_dequant_mm")
+    tuned = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
+    build.set(["80-real", "80-virtual"])
+    monkeypatch.setattr(kernels, "family_archs",
+                        lambda fam: {"tiled": ("80-real", "80-virtual"),
+                                     "dequant": ("80-real", "80-virtual", "90a-real")}.get(fam, ("90a-real",)))
+    names = [CUTLASS.name, tuned.name, TILED.name, dense.name]
+    fake = {c.name: c for c in (CUTLASS, tuned, TILED, dense)}
+    monkeypatch.setattr(selection, "compiled", lambda: fake)
+    monkeypatch.setattr(kernels, "compiled", lambda: fake)        # fits() reads the registry
+    monkeypatch.setattr(selection, "tactics", lambda dtype, mode: names)
+    monkeypatch.setattr(selection, "tuned_choices_memoized", lambda *a: {4096: (tuned.name, 1e-4)})
+    monkeypatch.setattr(selection, "check_device", lambda d: 132)
+    monkeypatch.setattr(selection, "compute_capability", lambda d: 90)
+    monkeypatch.setattr(selection, "card_of", lambda d: "H200")
+    for m, first in ((2049, dense.name), (2561, dense.name), (3073, dense.name), (2112, tuned.name), (4096, tuned.name)):
+        assert selection.ranked_tactics("fp16", "groupwise", 128, 2048, 2048, m, None)[0] == first, m
+    assert selection.ranked_tactics("fp16", "groupwise", 128, 8192, 8192, 2049, None)[0] == tuned.name   # 67M: no rule
+    monkeypatch.setenv(kernels.FORCE_SM80_ENV, "1")
+    assert selection.ranked_tactics("fp16", "groupwise", 128, 2048, 2048, 2049, None)[0] == TILED.name
+
+
 @pytest.mark.parametrize("m,n,first", [(1, 4096, "skinny80"), (8, 14336, "skinny80"), (16, 9216, "skinny80"),
                                        (16, 14336, "tiled"), (24, 4096, "skinny80"), (32, 16384, "tiled"),
                                        (64, 2048, "tiled"), (1, 128256, "skinny80"), (33, 2048, "tiled")])

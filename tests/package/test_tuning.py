@@ -156,7 +156,13 @@ def ranked(*args, **kw):
 
 
 def test_heuristic_table_is_measured_and_ordered():
+    from w4a16_build.selection import checked_tail
     t = heuristic_table()
+    for rule in t["rules"]:       # keys read only at some M, checked for every rule up front
+        if "tail_of" in rule or "tail_max" in rule:
+            checked_tail(rule)
+        if "cc" in rule:
+            assert rule["cc"] and all(type(c) is int for c in rule["cc"]), rule["family"]
     assert "Measured rows" in t["status"] and "not fitted" in t["status"]
     assert len(t["measured"]) == 6 * 6 * 12  # (dtype, mode) x shape set x M list of the sweep
     assert t["rules"][-1]["m_max"] is None
@@ -283,6 +289,10 @@ def test_the_dense_path_takes_m_just_past_a_multiple_of_128_on_layers_in_its_bou
         takes_m = [c for c in r if c != "dense" and (parse_name(ALIAS[c]).max_m or m) >= m]   # max_m 0: any M
         assert takes_m and r.index("dense") == len(takes_m), (m, n, k, r)   # after every kernel that takes m
     assert ranked(2049, 2048, 132, **kw)[0] != "dense"        # no K: a size rule cannot apply
+    # Measured on Hopper only: on Ampere/Ada (and the SM80 path, rule_cc 80) the rule does not fire.
+    assert ranked(2049, 2048, 132, k=2048, cc=90, **kw)[0] == "dense"
+    assert ranked(2049, 2048, 132, k=2048, cc=86, **kw)[0] != "dense"
+    assert ranked(2049, 2048, 132, k=2048, cc=80, **kw)[0] != "dense"
     assert heuristic_table()["family_order"][-1] == "dequant"
     no_dense = [c for c in KS if c.family != "dequant"]
     assert parse_name(rank_by_heuristic(no_dense, 2049, 2048, 132, k=2048, **kw)[0]).family == "cutlass"
@@ -290,7 +300,9 @@ def test_the_dense_path_takes_m_just_past_a_multiple_of_128_on_layers_in_its_bou
 
 def test_a_tail_rule_covers_only_m_just_past_a_multiple(monkeypatch):
     """tail_of / tail_max: a rule covers M only where M mod tail_of is 1..tail_max (the last token
-    tile of tail_of mostly empty); a multiple of tail_of itself is not covered."""
+    tile of tail_of mostly empty); a multiple of tail_of itself is not covered. A missing or bad
+    pair (not integers, tail_max outside 1..tail_of - 1) is a ValueError naming the keys, not a
+    ZeroDivisionError or KeyError."""
     import w4a16_build.selection as t
 
     table = {"rules": [{"m_min": 100, "m_max": 1000, "tail_of": 64, "tail_max": 8, "min_k": 1, "family": "dequant"},
@@ -299,6 +311,11 @@ def test_a_tail_rule_covers_only_m_just_past_a_multiple(monkeypatch):
     fired = [m for m in range(1, 1100) if t.matching_rules(m, 64, 64)[0]["family"] == "dequant"]
     assert fired == [m for m in range(100, 1001) if 1 <= m % 64 <= 8]
     assert 128 not in fired and 129 in fired and 136 in fired and 137 not in fired
+    for bad in ({"tail_of": 0, "tail_max": 8}, {"tail_of": 64}, {"tail_max": 8}, {"tail_of": 64, "tail_max": 64},
+                {"tail_of": 64, "tail_max": 0}, {"tail_of": 64.0, "tail_max": 8}):
+        table["rules"][0] = {"m_min": 100, "m_max": 1000, "min_k": 1, "family": "dequant", **bad}
+        with pytest.raises(ValueError, match="tail_of and tail_max"):
+            t.matching_rules(200, 64, 64)
 
 
 def test_a_size_rule_may_bound_k_from_below():
