@@ -286,8 +286,9 @@ def rule_cc(cc: int | None) -> int | None:
 
 def tail_rule_covers(m: int, n: int, k: int, cc: int | None) -> bool:
     """Whether a rule with tail_of covers this call. tune() checks a bucket's choice only at the
-    bucket's own M and check points (tuning.check_points), never at M just past a tile multiple
-    where such a rule names another path, so there the rule, not the bucket's tuned choice, ranks."""
+    bucket's own M and its two check points (tuning.check_points), at most one of them an M such a
+    rule covers (2049 for bucket 4096; none for bucket 2048), so at those M the rule, not the
+    bucket's tuned choice, ranks."""
     return any("tail_of" in r for r in matching_rules(m, n, k, cc)[:-1])
 
 
@@ -303,7 +304,7 @@ def ranked_tactics(dtype, mode, group, n, k, m, device: torch.device) -> list[st
     if picked is not None and picked[0] == "":
         pass                    # tune() kept the heuristic for this bucket: it decides per M below
     elif picked is not None and tail_rule_covers(m, n, k, rule_cc(cc)):
-        pass                    # tune() never timed this M (just past a tile multiple): the rule decides
+        pass                    # tune() did not check its choice across these M (just past a tile multiple): the rule decides
     elif picked is not None:
         if fits(picked[0], dtype, mode):
             order.append(picked[0])
