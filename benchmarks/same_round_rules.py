@@ -8,7 +8,9 @@ of the rule and of the fastest tactic timed (`auto` and the candidates), the sha
 
 TACTIC: a candidate's name with or without its "{dtype}_int4_{mode}_" prefix (e.g.
 skinny_m16_r32_s4). Bounds (all optional, inclusive): m=LO-HI, min_nk / max_nk (N*K), min_n / max_n,
-min_k / max_k. A point whose row did not time TACTIC keeps the selection's time. Used for the M = 2-8
+min_k / max_k; tail=OF:MOST, M 1 to MOST tokens past a multiple of OF (heuristics.json's tail_of /
+tail_max, e.g. tail=128:16 for the dense rule). A point whose row did not time TACTIC keeps the
+selection's time. Used for the M = 2-8
 rules (benchmarks/NOTES.md, "Sixteenth session"): set a rule from development files, then score it
 once on held-out ones.
 """
@@ -31,15 +33,21 @@ def parse_bounds(text: str) -> dict:
             out["m"] = (int(lo), int(hi or lo))
         elif key in KEYS:
             out[key] = float(value)
+        elif key == "tail":
+            of, _, most = value.partition(":")
+            out["tail"] = (int(of), int(most))
+            if not 1 <= out["tail"][1] < out["tail"][0]:
+                raise ValueError(f"tail={value}: needs OF:MOST with 1 <= MOST < OF")
         else:
-            raise ValueError(f"unknown bound {part!r}: use m=LO-HI or one of {', '.join(KEYS)}")
+            raise ValueError(f"unknown bound {part!r}: use m=LO-HI, tail=OF:MOST or one of {', '.join(KEYS)}")
     return out
 
 
 def covers(b: dict, k: int, n: int, m: int) -> bool:
     lo, hi = b.get("m", (1, 1 << 30))
+    of, most = b.get("tail", (1 << 30, 1 << 30))
     nk = n * k
-    return (lo <= m <= hi and b.get("min_nk", 0) <= nk <= b.get("max_nk", math.inf)
+    return (lo <= m <= hi and 1 <= m % of <= most and b.get("min_nk", 0) <= nk <= b.get("max_nk", math.inf)
             and b.get("min_n", 0) <= n <= b.get("max_n", math.inf) and b.get("min_k", 0) <= k <= b.get("max_k", math.inf))
 
 

@@ -25,6 +25,11 @@ def test_bounds_are_parsed_and_bad_ones_refused(repo_root):
     mod = _load(repo_root)
     assert mod.parse_bounds("m=2-8 min_nk=60e6 max_n=60000") == {"m": (2, 8), "min_nk": 6e7, "max_n": 60000.0}
     assert mod.parse_bounds("m=5") == {"m": (5, 5)}
+    tail = mod.parse_bounds("m=1537-3088 tail=128:16")
+    assert tail == {"m": (1537, 3088), "tail": (128, 16)}
+    assert [m for m in (1536, 1537, 1552, 1553, 2049, 3088, 3089) if mod.covers(tail, 2048, 2048, m)] == [1537, 1552, 2049, 3088]
+    with pytest.raises(ValueError):
+        mod.parse_bounds("tail=128:128")
     with pytest.raises(ValueError, match="unknown bound"):
         mod.parse_bounds("min_m=2")
 
