@@ -586,8 +586,9 @@ class TiledConfig(Kernel):
 class DequantConfig(Kernel):
     """The dense path (dense/): one kernel writes the weight dequantized to a dense [N, K] matrix of
     the activation type into the call's workspace, then gemm() multiplies by it with torch's matmul
-    (cuBLAS) on the same stream. Any M; for large M on layers where the fused kernels fall well
-    below fp16 cuBLAS (benchmarks/NOTES.md, seventeenth session). SM80 and newer."""
+    (cuBLAS) on the same stream. Any M; the heuristic takes it on Hopper at M just past a multiple of
+    128 tokens (1537-3088), where the fused kernels' last token tile is nearly empty
+    (benchmarks/NOTES.md, seventeenth and eighteenth sessions). SM80 and newer."""
 
     dtype: DType
     mode: QuantMode
