@@ -22,7 +22,7 @@ from ._ext import build_info
 from .kernels import (ALIGN, FORCE_SM80_ENV, LAUNCH_FAILED, W4A16Error, can_implement, check_device, compiled,
                       compute_capability, forced_sm80, launch, pieces, problem, runs_on, status_string, tactics)
 from .packing import PackedWeight
-from .splits import cut, split_for
+from .splits import split_point, split_rows
 from .tuning import select_tactic
 
 __all__ = ["gemm", "selected_plan", "selected_tactic"]
@@ -75,25 +75,6 @@ def selected_tactic(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | 
     same checks; runs nothing."""
     plan = selected_plan(x, packed, bias)
     return plan[0][1] if plan else None
-
-
-def _applicable(prob):
-    return lambda t: can_implement(t, prob) == 0
-
-
-def _choose(tactic, prob, dtype, mode, g, k, device) -> str:
-    """The tactic for one piece: the named one (checked against the piece), or the selection's."""
-    if tactic is None:
-        name = select_tactic(dtype, mode, g, prob.n, k, prob.m, device, _applicable(prob))
-        if name is None:
-            raise W4A16Error(f"no compiled {dtype} {mode} kernel can run M={prob.m}, N={prob.n}, K={k}, "
-                             f"group_size={g} (manifest {build_info()['manifest']})")
-        return name
-    st = can_implement(tactic, prob)
-    if st != 0:
-        raise ValueError(f"tactic {tactic} cannot run M={prob.m}, N={prob.n}, K={k}, group_size={g}: "
-                         f"{status_string(st)}")
-    return tactic
 
 
 def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None,
@@ -153,15 +134,16 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
                          f"does not run on {torch.cuda.get_device_name(device)}"
                          + (f" with {FORCE_SM80_ENV}=1" if forced_sm80() else ""))
     parts = pieces(m, n, k)
-    split = split_for(m, n, k, selection.rule_cc(compute_capability(device))) if tactic is None else None
+    if tactic is None:
+        parts = split_rows(parts, split_point(m, n, k, selection.rule_cc(compute_capability(device))))
     if torch.cuda.current_device() != device.index:
         # Kernels launch on, and CUTLASS queries, the current device: make it x's.
         with torch.cuda.device(device.index):
-            return _run(x, packed, bias, tactic, out, lead, m, sms, parts, split, _dry_run)
-    return _run(x, packed, bias, tactic, out, lead, m, sms, parts, split, _dry_run)
+            return _run(x, packed, bias, tactic, out, lead, m, sms, parts, _dry_run)
+    return _run(x, packed, bias, tactic, out, lead, m, sms, parts, _dry_run)
 
 
-def _run(x, packed, bias, tactic, out, lead, m, sms, parts, split, dry_run):
+def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
     n, k, g = packed.n, packed.k, packed.group_size
     dtype, mode = packed.dtype_name, packed.mode
     device = x.device
@@ -170,20 +152,25 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, split, dry_run):
     out2 = out_t.view(m, n)
     # Every piece is checked and given its tactic before the first launch: a refusal leaves
     # out untouched. A dry run returns the plan: [(piece, tactic)].
-    # split (splits.py): a piece the selection gives a tactic of the split's families runs that
-    # tactic on its rows up to the split row and the selection at their own M on the rest.
     plan = []
     for piece in parts:
         prob = problem(x2, packed, out2, bias, sms=sms, piece=piece)
-        name = _choose(tactic, prob, dtype, mode, g, k, device)
-        halves = cut(piece, split[0]) if split is not None and compiled()[name].family in split[1] else None
-        if halves is not None:
-            head, rest = (problem(x2, packed, out2, bias, sms=sms, piece=h) for h in halves)
-            if can_implement(name, head) == 0:
-                plan += [(name, head, _applicable(head)), (_choose(None, rest, dtype, mode, g, k, device), rest,
-                                                           _applicable(rest))]
-                continue
-        plan.append((name, prob, _applicable(prob)))
+
+        def applicable(t, prob=prob):
+            return can_implement(t, prob) == 0
+
+        if tactic is None:
+            name = select_tactic(dtype, mode, g, prob.n, k, prob.m, device, applicable)
+            if name is None:
+                raise W4A16Error(f"no compiled {dtype} {mode} kernel can run M={prob.m}, N={prob.n}, K={k}, "
+                                 f"group_size={g} (manifest {build_info()['manifest']})")
+        else:
+            name = tactic
+            st = can_implement(name, prob)
+            if st != 0:
+                raise ValueError(f"tactic {name} cannot run M={prob.m}, N={prob.n}, K={k}, group_size={g}: "
+                                 f"{status_string(st)}")
+        plan.append((name, prob, applicable))
     if dry_run:
         return [(prob.piece, name) for name, prob, _ in plan]
     stream = torch.cuda.current_stream(device).cuda_stream

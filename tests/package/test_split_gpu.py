@@ -1,9 +1,7 @@
-"""gemm() running one call as two M pieces (splits.py, heuristics.json `m_splits`): the whole
-call's tactic on the first rows and the selection at their own M on the last few
-(selected_plan), their results with bias (out filled with NaN first: every row written, right),
-a CUDA graph of a split call, a named tactic never split, a whole-call choice outside the entry's
-families not split, and the shipped entry on a layer in its bounds. The entry's bounds without a
-GPU: test_splits.py."""
+"""gemm() running one call as two M pieces (splits.py, heuristics.json `m_splits`): the pieces'
+tactics (selected_plan), their results with bias (out filled with NaN first: every row written,
+right), a CUDA graph of a split call, a named tactic never split, and the shipped entry firing on
+a layer in its bounds. The entry's bounds without a GPU: test_splits.py."""
 
 import pytest
 
@@ -26,32 +24,18 @@ def fresh(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def table(monkeypatch, fresh):
-    """An m_splits entry for small layers on this GPU's path: M = 129-1000, 1-8 tokens past a
-    multiple of 128, every family the selection may give at those M."""
-    cc = selection.rule_cc(kernels.compute_capability(torch.device("cuda")))
-    fams = sorted({c.family for c in kernels.compiled().values()})
-    t = {"m_splits": [{"m_min": 129, "m_max": 1000, "tail_of": 128, "tail_max": 8, "min_nk": 1, "families": fams,
-                       "cc": [cc], "why": "test"}]}
-    monkeypatch.setattr(splits, "heuristic_table", lambda: t)
-    return t
-
-
-def whole_choice(x, w, bias=None):
-    """What gemm() selects for the whole call, with no m_splits entry."""
-    real = splits.heuristic_table
-    splits.heuristic_table = lambda: {}
-    try:
-        plan = selected_plan(x, w.packed, bias)
-    finally:
-        splits.heuristic_table = real
-    assert len(plan) == 1
-    return plan[0][1]
+def entry(monkeypatch, fresh):
+    """An m_splits entry for small layers on this GPU: M = 129-1000, 1-8 tokens past a multiple of 128."""
+    cc = kernels.compute_capability(torch.device("cuda"))
+    e = {"m_min": 129, "m_max": 1000, "tail_of": 128, "tail_max": 8, "min_nk": 1, "cc": [selection.rule_cc(cc)],
+         "why": "test"}
+    monkeypatch.setattr(splits, "heuristic_table", lambda: {"m_splits": [e]})
+    return e
 
 
 @pytest.mark.parametrize("dtype,mode,group", [("fp16", "groupwise", 128), ("bf16", "groupwise_zero", 64),
                                               ("fp16", "per_column", None)])
-def test_a_call_just_past_a_multiple_runs_as_two_pieces_and_is_right(table, dtype, mode, group):
+def test_a_call_just_past_a_multiple_runs_as_two_pieces_and_is_right(entry, dtype, mode, group):
     dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     gen = torch.Generator("cuda").manual_seed(21)
     n, k = 1040, 768
@@ -62,15 +46,15 @@ def test_a_call_just_past_a_multiple_runs_as_two_pieces_and_is_right(table, dtyp
         plan = selected_plan(x, w.packed, bias)
         want = [(0, m, 0, n)] if q is None else [(0, q, 0, n), (q, m, 0, n)]
         assert [p for p, _ in plan] == want, m
-        assert plan[0][1] == whole_choice(x, w, bias), "the first rows run the whole call's tactic"
         if q is not None:
-            assert plan[1][1] == selected_plan(x[q:], w.packed, bias)[0][1], "the last rows: the selection at their M"
+            r_choice = selected_plan(x[q:], w.packed, bias)[0][1]
+            assert plan[1][1] == r_choice, "the last rows run the selection at their own M"
         out = torch.full((m, n), float("nan"), device="cuda", dtype=dt)
         w4a16_build.gemm(x, w.packed, bias, out=out)
         check(out, reference(x, w, bias), dtype, f"M = {m}, {dtype} {mode}")
 
 
-def test_a_named_tactic_or_a_choice_outside_the_families_is_not_split(table):
+def test_a_named_tactic_is_never_split(entry):
     gen = torch.Generator("cuda").manual_seed(22)
     w = random_weight(512, 512, "groupwise", 128, torch.float16, gen)
     x = torch.randn(257, 512, device="cuda", dtype=torch.float16, generator=gen)
@@ -79,12 +63,9 @@ def test_a_named_tactic_or_a_choice_outside_the_families_is_not_split(table):
     t = auto[0][1]
     assert selected_plan(x, w.packed, tactic=t) == [((0, 257, 0, 512), t)]
     check(w4a16_build.gemm(x, w.packed, tactic=t), reference(x, w), "fp16", "named tactic at M = 257")
-    family = kernels.compiled()[t].family
-    table["m_splits"][0]["families"] = [f for f in table["m_splits"][0]["families"] if f != family]
-    assert selected_plan(x, w.packed) == [((0, 257, 0, 512), t)]
 
 
-def test_a_split_call_captured_in_a_graph_replays_right(table):
+def test_a_split_call_captured_in_a_graph_replays_right(entry):
     gen = torch.Generator("cuda").manual_seed(23)
     w = random_weight(1024, 1024, "groupwise", 128, torch.float16, gen)
     x = torch.randn(385, 1024, device="cuda", dtype=torch.float16, generator=gen)
@@ -107,21 +88,21 @@ def test_a_split_call_captured_in_a_graph_replays_right(table):
 
 
 def test_the_shipped_entry_splits_a_large_layer_just_past_a_multiple(fresh):
-    """heuristics.json's entry on a layer in its bounds: M = 2049 on 8192 x 8192 (above the dense
-    rule's N*K bound, so the whole call's choice is a CUTLASS tile) runs as 2048 + 1, right, with
-    bias; M = 2048 runs whole."""
+    """heuristics.json's entry (Hopper: N * K >= 40M, M = 1025-3168, 1-96 tokens past a multiple
+    of 128): on a 10240 x 4096 layer, M = 2049 runs as 2048 + 1 and is right; M = 2048 and a
+    layer below the bound run whole."""
     dev = torch.device("cuda")
     e = selection.heuristic_table()["m_splits"][0]
     if selection.rule_cc(kernels.compute_capability(dev)) not in e["cc"]:
         pytest.skip(f"the shipped m_splits entry is for cc {e['cc']}, not this GPU's path")
     gen = torch.Generator("cuda").manual_seed(24)
-    n = k = 8192
-    assert n * k >= e["min_nk"] and e["m_min"] <= 2049 <= e["m_max"]
+    n, k = 10240, 4096
+    assert n * k >= e["min_nk"] > 9216 * 4096
     w = random_weight(n, k, "groupwise", 128, torch.float16, gen)
     bias = torch.randn(n, device="cuda", dtype=torch.float16, generator=gen)
     x = torch.randn(2049, k, device="cuda", dtype=torch.float16, generator=gen)
-    plan = selected_plan(x, w.packed, bias)
-    assert [p for p, _ in plan] == [(0, 2048, 0, n), (2048, 2049, 0, n)]
-    assert kernels.compiled()[plan[0][1]].family in e["families"]
+    assert [p for p, _ in selected_plan(x, w.packed, bias)] == [(0, 2048, 0, n), (2048, 2049, 0, n)]
     assert len(selected_plan(x[:2048], w.packed, bias)) == 1
     check(w4a16_build.gemm(x, w.packed, bias), reference(x, w, bias), "fp16", "M = 2049 split")
+    small = random_weight(9216, k, "groupwise", 128, torch.float16, gen)
+    assert len(selected_plan(x, small.packed)) == 1
