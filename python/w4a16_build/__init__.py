@@ -32,7 +32,7 @@ _LAZY = {
 # The package's modules, loaded on first attribute access like the names above.
 _SUBMODULES = frozenset({"bench", "checkpoints", "corpus", "derive", "dtypes", "generate", "hf_checkpoint", "kernels",
                          "nn", "ops", "pack_quantized", "packing", "plot", "quant", "runner", "schema", "selection",
-                         "splits", "timing", "tune_cache", "tuning"})
+                         "timing", "tune_cache", "tuning"})
 
 __all__ = ["build_info", "list_kernels", "ExtensionNotBuiltError", "__version__", *_LAZY]
 

@@ -34,7 +34,7 @@ import torch
 from ._ext import build_info
 from .dtypes import TORCH as DT
 from .kernels import W4A16Error, as_cuda_device, can_implement, card_of, check_device, problem, tactics
-from .runner import gemm, selected_plan, selected_tactic
+from .runner import gemm, selected_tactic
 from .timing import SETTLE_S, n_copies, random_packed, time_graph, time_interleaved, weight_bytes, weight_copies
 
 # benchmarks/README.md: K x N of one linear layer each.
@@ -119,14 +119,8 @@ class OursBench:
         return lambda i: gemm(x, self.packs[i], tactic=tactic, out=y)
 
     def picked(self, m: int) -> str:
-        """The tactic gemm() selects by itself for this M (for its first piece: plan_label)."""
+        """The tactic gemm() selects by itself for this M."""
         return selected_tactic(torch.empty(m, self.k, device="cuda", dtype=self.dt), self.base)
-
-    def plan_label(self, m: int) -> str:
-        """What gemm() runs by itself for this M: its tactic, or "A+B" where it runs the call as
-        pieces with different tactics (runner.selected_plan: the M split, splits.py)."""
-        plan = selected_plan(torch.empty(m, self.k, device="cuda", dtype=self.dt), self.base)
-        return "+".join(dict.fromkeys(t for _, t in plan))
 
     def rank(self, m: int, screen: float | None = None) -> list[tuple]:
         """Every applicable tactic: [(seconds, tactic, screened)], fastest first ('all' / 'best').
@@ -276,7 +270,7 @@ def main(argv=None) -> int:
             else:
                 ranked = [(math.nan, "", False)]
                 run_as = None if args.tactic == "auto" else args.tactic
-                label = f"auto:{ours.plan_label(m)}" if args.tactic == "auto" else args.tactic
+                label = f"auto:{ours.picked(m)}" if args.tactic == "auto" else args.tactic
             # The reported figures: cuBLAS in both layouts, tinygemm (M <= 128) and the chosen
             # tactic in interleaved rounds, so that all see the same clock.
             timed = [(f, cublas.copies) for f in cublas.fns(m).values()] + [(ours.fn(m, run_as), ours.copies)]

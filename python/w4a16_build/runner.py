@@ -2,12 +2,10 @@
 
 The binding below this is thin (raw addresses, sizes, a stream handle); this layer validates
 devices, dtypes, shapes, alignment, aliasing and the tactic, makes x's device current for the
-launch, splits problems whose indices would pass 2^31 into pieces (kernels.pieces) and, where no
-tactic is named, a call just past a multiple of 128 tokens on a large layer into two M pieces
-(splits.py), selects a tactic per piece (tuning.select_tactic: selection.py, after tuning where
-W4A16_TUNE=1 asks), and launches on the current torch stream (kernels.launch: the per-call
-workspace is argued there). Nothing is launched, and `out` is not touched, unless every check
-passed.
+launch, splits problems whose indices would pass 2^31 into pieces (kernels.pieces), selects a
+tactic per piece (tuning.select_tactic: selection.py, after tuning where W4A16_TUNE=1 asks),
+and launches on the current torch stream (kernels.launch: the per-call workspace is argued there). Nothing is
+launched, and `out` is not touched, unless every check passed.
 """
 
 from __future__ import annotations
@@ -22,10 +20,9 @@ from ._ext import build_info
 from .kernels import (ALIGN, FORCE_SM80_ENV, LAUNCH_FAILED, W4A16Error, can_implement, check_device, compiled,
                       compute_capability, forced_sm80, launch, pieces, problem, runs_on, status_string, tactics)
 from .packing import PackedWeight
-from .splits import split_point, split_rows
 from .tuning import select_tactic
 
-__all__ = ["gemm", "selected_plan", "selected_tactic"]
+__all__ = ["gemm", "selected_tactic"]
 
 log = logging.getLogger("w4a16_build")
 
@@ -61,20 +58,10 @@ def _check_no_overlap(out: torch.Tensor, **inputs) -> None:
             raise ValueError(f"out overlaps {name} in memory; pass a separate output buffer")
 
 
-def selected_plan(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None,
-                  tactic: str | None = None) -> list[tuple[tuple[int, int, int, int], str]]:
-    """What gemm(x, packed, bias, tactic) would run, after the same checks: [((m0, m1, n0, n1),
-    tactic)] per piece (rows m0:m1 of x and out, weight rows n0:n1), [] for M = 0; runs nothing. One piece for
-    almost every call; two for a call splits.py cuts at a multiple of 128 tokens, and pieces of N
-    for a layer past 2^31 weight nibbles."""
-    return gemm(x, packed, bias, tactic, _dry_run=True)
-
-
 def selected_tactic(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None) -> str:
-    """The tactic gemm(x, packed, bias) would run for its first piece (selected_plan), after the
-    same checks; runs nothing."""
-    plan = selected_plan(x, packed, bias)
-    return plan[0][1] if plan else None
+    """The tactic gemm(x, packed, bias) would run (for its first piece), after the same checks;
+    runs nothing."""
+    return gemm(x, packed, bias, _dry_run=True)
 
 
 def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None,
@@ -85,10 +72,8 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
     leading dims, contiguous. bias: [N] in x's dtype or None. tactic: a kernel
     name from `list_kernels()`, or None: the tuned choice if this shape was
     tuned (`w4a16_build.tune`), else the shipped heuristic (selection.py); if that
-    kernel's launch is refused, the next candidate runs; a call just past a multiple of 128
-    tokens on a large layer may run as two M pieces, each with its own choice (splits.py;
-    selected_plan says what runs). out: optional [..., N] output buffer, contiguous, x's dtype,
-    sharing no memory with the inputs.
+    kernel's launch is refused, the next candidate runs. out: optional [..., N]
+    output buffer, contiguous, x's dtype, sharing no memory with the inputs.
     """
     if not isinstance(packed, PackedWeight):
         raise TypeError(f"packed must be a PackedWeight (from w4a16_build.pack), got {type(packed).__name__}")
@@ -124,7 +109,7 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
                              f"{packed.dtype_name} {packed.mode}")
     if m == 0:
         if _dry_run:
-            return []
+            return None
         return out if out is not None else x.new_empty(lead + (n,))
     _tensor_check("x", x, device)
     sms = check_device(device)
@@ -134,8 +119,6 @@ def gemm(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None = None
                          f"does not run on {torch.cuda.get_device_name(device)}"
                          + (f" with {FORCE_SM80_ENV}=1" if forced_sm80() else ""))
     parts = pieces(m, n, k)
-    if tactic is None:
-        parts = split_rows(parts, split_point(m, n, k, selection.rule_cc(compute_capability(device))))
     if torch.cuda.current_device() != device.index:
         # Kernels launch on, and CUTLASS queries, the current device: make it x's.
         with torch.cuda.device(device.index):
@@ -151,7 +134,7 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
     out_t = out if out is not None else torch.empty(lead + (n,), dtype=x.dtype, device=device)
     out2 = out_t.view(m, n)
     # Every piece is checked and given its tactic before the first launch: a refusal leaves
-    # out untouched. A dry run returns the plan: [(piece, tactic)].
+    # out untouched.
     plan = []
     for piece in parts:
         prob = problem(x2, packed, out2, bias, sms=sms, piece=piece)
@@ -170,9 +153,9 @@ def _run(x, packed, bias, tactic, out, lead, m, sms, parts, dry_run):
             if st != 0:
                 raise ValueError(f"tactic {name} cannot run M={prob.m}, N={prob.n}, K={k}, group_size={g}: "
                                  f"{status_string(st)}")
+        if dry_run:
+            return name
         plan.append((name, prob, applicable))
-    if dry_run:
-        return [(prob.piece, name) for name, prob, _ in plan]
     stream = torch.cuda.current_stream(device).cuda_stream
     for name, prob, applicable in plan:
         st = launch(name, prob, device, stream)
