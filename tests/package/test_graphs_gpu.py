@@ -186,3 +186,16 @@ def test_second_gpu(mode):
         torch.cuda.synchronize(1)
         assert torch.equal(o, expected)
 
+
+def test_first_call_of_a_small_batch_tactic_inside_a_capture():
+    """The GEMV and skinny launchers choose their K splits with the occupancy calculator on a
+    kernel's first run on a device; where that first run is inside a CUDA graph capture, the
+    replay must give the eager result bit for bit (the same split count both times; a fresh
+    process, so that every launcher's first run is the captured one)."""
+    served = set(w4a16_build.tactics("fp16", "groupwise", device="cuda"))
+    if not any(k["family"] in ("gemv", "skinny") and k["name"] in served for k in kernels()):
+        pytest.skip("no fp16 groupwise GEMV or skinny tactic serves this GPU in this build (Hopper's families; "
+                    "W4A16_FORCE_SM80=1 leaves them out)")
+    r = subprocess.run([sys.executable, str(HERE / "_first_call_in_graph.py")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout[-2000:] + r.stderr[-4000:]
