@@ -1,11 +1,12 @@
-"""The GEMV split planner's cost model (gemv/launch.cuh, choose_splits), fitted and held out on the
-probe's timings (benchmarks/gemv_splits_probe.cu; this folder's README):
+"""The GEMV split planner's cost model (gemv/launch.cuh, choose_splits), fitted on the probe's timings
+and checked on a second file's (read while the model was designed: not a clean check; the clean
+one is probe4_fresh.txt) (benchmarks/gemv_splits_probe.cu; this folder's README):
 
     python fit.py probe1_dev.txt probe1_held.txt
 
 Fits kShareCost (p = 2, 3, 4) and kCtaCostChunks on the development file by grid search (geomean
 of chosen time / fastest time over every timed point, all four GEMV variants), then prints the
-rule it replaced (make_plan, the "plan=" column) and the fitted model on the held-out file.
+rule it replaced (make_plan, the "plan=" column) and the fitted model on the second file.
 Occupancy: each variant's registers (the probe's "#" lines) and shared memory per plan
 (plan_for_splits, reproduced here); clusters resident at p CTAs per SM: the probe's answers for
 variants of that occupancy (p = 1 taken as p = 2 at twice the cluster size).
@@ -115,8 +116,8 @@ def main(dev_path, held_path):
     score(dev, None, "development, the old rule")
     score(dev, model(*kept), "development, the model kept")
     held = parse(held_path)
-    score(held, None, "held out, the old rule")
-    score(held, model(*kept), "held out, the model kept")
+    score(held, None, "second file, the old rule")
+    score(held, model(*kept), "second file, the model kept")
 
 
 if __name__ == "__main__":
