@@ -339,13 +339,17 @@ class GemvConfig(Kernel):
 # With mma = wgmma (the `_wg` name part; k_warps 1, rows_per_warp 16 only) each
 # 4-warp warpgroup multiplies its 64 rows by all 8 * max_m/8 tokens with
 # wgmma, the dequantized weight as the register A operand and x in shared
-# memory as B: the many-token form for small layers (M = 17-128).
+# memory as B: the many-token form for small layers (M = 17-128). With mma = ws
+# (the `_ws` name part; gemv/skinny_ws_kernel.cuh; k_warps 1, rows_per_warp 16,
+# max_m 32-128 only) the CTA is warp-specialized: one producer warp feeds a
+# ring of `stages` 64-k stages by tensor copies (x, weight, scales), two
+# warpgroups dequantize and issue wgmma.
 SKINNY_CHUNK_K = 64
 SKINNY_MAX_M = (16, 32, 64, 128)     # token tiles of 8 (the mma N dimension): 2, 4, 8, 16
 SKINNY_ROWS_PER_WARP = (16, 32)
 SKINNY_STAGES = (2, 4, 8)            # weight-ring stages per warp (1-2 KB each)
 SKINNY_K_WARPS = (1, 2, 4, 8)        # warps of a CTA that split K (1: split K over a cluster)
-SKINNY_MMA = ("sync", "wgmma")       # mma.sync per warp, or wgmma per warpgroup
+SKINNY_MMA = ("sync", "wgmma", "ws")  # mma.sync per warp, wgmma per warpgroup, or warp-specialized wgmma
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,8 +384,8 @@ class SkinnyConfig(Kernel):
     # from before those axes existed).
     NAME_RE: ClassVar[re.Pattern] = re.compile(
         r"(?P<dtype>[a-z0-9]+)_int4_(?P<mode>[a-z_]+?)_skinny_m(?P<max_m>\d+)_r(?P<rows_per_warp>\d+)"
-        r"_s(?P<stages>\d+)(?:_kw(?P<k_warps>\d+))?(?P<wg>_wg)?")
-    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS][_wg]"
+        r"_s(?P<stages>\d+)(?:_kw(?P<k_warps>\d+))?(?P<form>_wg|_ws)?")
+    NAME_FORM: ClassVar[str] = "DTYPE_int4_MODE_skinny_mMAXM_rROWS_sSTAGES[_kwKWARPS][_wg|_ws]"
     template: ClassVar[str] = "skinny_kernels.cu.j2"
     include_dirs: ClassVar[tuple[str, ...]] = (".",)  # the files include "gemv/skinny_*launch.cuh"
     # Fitted to a measured default build (benchmarks/results/build_default125_2core.json).
@@ -390,7 +394,7 @@ class SkinnyConfig(Kernel):
     @property
     def name(self) -> str:
         kw = f"_kw{self.k_warps}" if self.k_warps != 1 else ""
-        wg = "_wg" if self.mma == "wgmma" else ""
+        wg = {"wgmma": "_wg", "ws": "_ws"}.get(self.mma, "")
         return (f"{self.dtype.short}_{WEIGHT}_{self.mode.short}_skinny_m{self.max_m}"
                 f"_r{self.rows_per_warp}_s{self.stages}{kw}{wg}")
 
@@ -415,7 +419,7 @@ class SkinnyConfig(Kernel):
     def from_axes(cls, v: dict[str, str]) -> "SkinnyConfig":
         cfg = cls(DType.parse(v["dtype"]), QuantMode.parse(v["mode"]), int(v["max_m"]), int(v["rows_per_warp"]),
                   int(v["stages"]), int(v.get("k_warps") or 1),
-                  v.get("mma") or ("wgmma" if v.get("wg") else "sync"))
+                  v.get("mma") or {"_wg": "wgmma", "_ws": "ws"}.get(v.get("form") or "", "sync"))
         outside = cfg.outside_axes()
         if outside:
             raise ValueError(outside)

@@ -184,7 +184,15 @@ def skinny_wgmma_form(cfg) -> Optional[str]:
     return None
 
 
-SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows, "skinny_wgmma_form": skinny_wgmma_form}
+def skinny_ws_form(cfg) -> Optional[str]:
+    if cfg.mma == "ws" and (cfg.k_warps != 1 or cfg.rows_per_warp != 16 or cfg.max_m < 32):
+        return ("mma ws needs the cluster form with one 16-row block per warp (k_warps 1, rows_per_warp 16) and "
+                "max_m 32, 64 or 128: two warpgroups of 64 rows, wgmma N of 32-128 tokens")
+    return None
+
+
+SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows, "skinny_wgmma_form": skinny_wgmma_form,
+                                 "skinny_ws_form": skinny_ws_form}
 
 
 # The tiled family (model.TiledConfig).

@@ -134,6 +134,19 @@ def test_skinny_wgmma_names():
         parse_name("fp16_int4_groupwise_skinny_m64_r16_s4_wg_kw8")       # the parts have one order
 
 
+def test_skinny_ws_names():
+    """Issue 15: the warp-specialized form is named by a _ws part in the _wg place; it takes one
+    16-row block per warp, no warp split and 32-128 tokens (two 64-row warpgroups, wgmma N >= 32)."""
+    ws = parse_name("fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws")
+    assert (ws.mma, ws.max_m, ws.k_warps, ws.rows_per_warp, ws.stages) == ("ws", 64, 1, 16, 8) and not ws.violations()
+    assert ws.name == "fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws" and ws.to_dict()["mma"] == "ws"
+    for bad in ("fp16_int4_groupwise_skinny_m64_r32_s8_ws", "fp16_int4_groupwise_skinny_m64_r16_s2_kw8_ws",
+                "fp16_int4_groupwise_skinny_m16_r16_s8_ws"):
+        assert [r for r, _ in parse_name(bad).violations()] == ["skinny_ws_form"], bad
+    with pytest.raises(ValueError):
+        parse_name("fp16_int4_groupwise_skinny_m64_r16_s8_ws_wg")        # one form part at most
+
+
 def test_waves_of_a_tile():
     c = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_persistent")
     s = parse_name("fp16_int4_groupwise_t128x128x128_c1x1_coop_streamk")

@@ -199,3 +199,16 @@ def test_skinny_wgmma_passes_the_warpgroup_flag(tmp_path):
         files["fp16_int4_groupwise_skinny_m64_r16_s4_wg"]
     assert "using Impl = w4a16::skinny::Skinny<__half, w4a16::QuantMode::kGroupwise, 8, 1, 4>;" in \
         files["fp16_int4_groupwise_skinny_m64_r16_s4"]
+
+
+def test_skinny_ws_instantiates_its_own_launcher(tmp_path):
+    """Issue 15: mma ws instantiates SkinnyWs<T, mode, token tiles, stages> from its own header;
+    files without a ws kernel do not include it; max_m 16 is rejected by skinny_ws_form."""
+    p, files = _skinny_files(tmp_path, "max_m: [16, 64], rows_per_warp: [16], stages: [8], mma: [sync, ws]")
+    assert sorted(files) == ["fp16_int4_groupwise_skinny_m16_r16_s8", "fp16_int4_groupwise_skinny_m64_r16_s8",
+                             "fp16_int4_groupwise_skinny_m64_r16_s8_ws"]
+    assert any(r.config.name.endswith("_m16_r16_s8_ws") and "skinny_ws_form" in r.rule for r in p.rejected)
+    ws = files["fp16_int4_groupwise_skinny_m64_r16_s8_ws"]
+    assert ws.count('#include "gemv/skinny_ws_launch.cuh"') == 1
+    assert "using Impl = w4a16::skinny::SkinnyWs<__half, w4a16::QuantMode::kGroupwise, 8, 8>;" in ws
+    assert not any("skinny_ws" in x for x in files["fp16_int4_groupwise_skinny_m64_r16_s8"])

@@ -1,0 +1,240 @@
+// The skinny kernel's warp-specialized form (`mma: ws`, the `_ws` names), Hopper only:
+// out[m, n] = x[m, k] . W[n, k]^T for m <= 8*NT (NT = 4, 8, 16: 32, 64, 128 tokens).
+//
+// A CTA owns 128 rows and one K slice (a cluster of `splits` CTAs shares a row group and sums
+// its partials through distributed shared memory in a fixed order, as the other skinny forms).
+// One producer warp (its lane 0) fills a ring of S stages by tensor copies (TMA); each stage is
+// 64 k: x for all 8*NT token rows (128-byte swizzle: the wgmma B operand, token rows past m
+// arrive as zeros), the packed weight of the CTA's eight 16-row blocks (512 bytes each, the
+// PackedWeightLayout's contiguous k run), and the rows' scale (and zero) of the stage's group.
+// Two consumer warpgroups each take 64 rows: per stage one ldmatrix of the fragment words, the
+// dequantization with the scale folded in (gemv/skinny_kernel.cuh, dequant_scaled), four
+// wgmma m64 x 8*NT x k16 with the fragment as the register A operand, then the stage goes back
+// to the producer. A stage's wgmma are waited for before the next stage's fragments are written
+// (ptxas serializes every wgmma otherwise, C7513): the overlap comes from the other warpgroup.
+//
+// Why this form (benchmarks/NOTES.md, "Twenty-first session"): the cluster form's warps do
+// copies, dequantization, mma and barriers in turn and are latency-bound from 17 tokens; here
+// the consumers only wait, dequantize and issue wgmma. Measured on an H200 against the product's
+// earlier choice at 17-33 tokens it is faster on most layers; from 64 tokens on large layers and
+// at 96-128 tokens everywhere it is slower (the consumers' instruction latency per stage,
+// about 115 instructions, bounds it: NOTES).
+#pragma once
+
+#include <cooperative_groups.h>
+#include <cuda.h>
+
+#include "gemv/dequant.cuh"
+#include "gemv/skinny_kernel.cuh"
+#include "gemv/wgmma.cuh"
+#include "w4a16/gemm_args.h"
+
+namespace w4a16::skinny {
+
+namespace ws {
+
+constexpr int kConsumerWarps = 8;                    // two warpgroups, 64 rows each
+constexpr int kThreads = (kConsumerWarps + 1) * 32;  // and one producer warp
+constexpr int kRows = 128;
+constexpr int kBarBytes = 1024;
+
+template <int NT>
+struct Layout {
+  static constexpr int kX = NT * 1024;   // 8*NT token rows of 64 k (128 bytes), 128-byte swizzle
+  static constexpr int kW = 8 * 512;     // 8 row blocks x one 512-byte chunk
+  static constexpr int kS = 1024;        // scale row (256 B), zero row (256 B), padded
+  static constexpr int kStage = kX + kW + kS;
+  static_assert(kStage % 1024 == 0, "x of every stage stays 1024-byte aligned (the swizzle atom)");
+  static constexpr int kRed = 8 * NT * kRows * 4;  // the partials, after the loop
+};
+
+template <int NT, int S>
+constexpr int smem_bytes() {
+  return kBarBytes + 1024 + (S * Layout<NT>::kStage > Layout<NT>::kRed ? S * Layout<NT>::kStage : Layout<NT>::kRed);
+}
+
+struct Params {
+  const void* scales;  // per-column scales, read in the epilogue
+  const void* bias;
+  void* out;
+  int m, n, k, group_size, splits;
+  int64_t ld_out;
+};
+
+__device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+      :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void tma_2d_evict_first(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar,
+                                                   uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3}], [%4], %5;\n"
+      :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "l"(policy) : "memory");
+}
+
+}  // namespace ws
+
+// tx: x [m, k] (box 64 k x 8*NT tokens, 128-byte swizzle); tw: the packed weight as 32-bit words,
+// [row blocks, 2k] (box 128 words x 8 blocks); ts / tz: scales / zeros [k / group, n] (box 128 x 1;
+// unused per column). Rows, tokens and row blocks past the ends arrive as zeros.
+template <class T, QuantMode kMode, int NT, int S>
+__global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
+    skinny_ws_kernel(const __grid_constant__ CUtensorMap tx, const __grid_constant__ CUtensorMap tw,
+                     const __grid_constant__ CUtensorMap ts, const __grid_constant__ CUtensorMap tz,
+                     const ws::Params p) {
+  using L = ws::Layout<NT>;
+  using A = gemv::Act<T>;
+  constexpr bool kScales = kMode != QuantMode::kPerColumn;
+  constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
+  constexpr int kRows = ws::kRows;
+  constexpr int kTx = L::kX + L::kW + (kScales ? kRows * 2 : 0) + (kZeros ? kRows * 2 : 0);
+  extern __shared__ __align__(128) uint8_t smem_raw[];  // as the other skinny forms declare it
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem_raw);
+  uint64_t* empty = full + S;
+  // The stages start 1024-byte aligned (the launcher adds 1 KB to the allocation for it).
+  uint8_t* stages =
+      smem_raw + ws::kBarBytes + ((1024 - (gemv::smem_addr(smem_raw) + ws::kBarBytes) % 1024) % 1024);
+  // The warp index through a shuffle: provably warp-uniform around wgmma (C7518).
+  const int warp = __shfl_sync(0xffffffff, static_cast<int>(threadIdx.x / 32), 0), lane = threadIdx.x % 32;
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int split = static_cast<int>(cluster.block_rank());
+  const int tile = blockIdx.x / p.splits;
+  const int nst = p.k / kChunkK;
+  const int st_begin = split * nst / p.splits;
+  const int my = (split + 1) * nst / p.splits - st_begin;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; ++s) {
+      gemv::mbarrier_init(gemv::smem_addr(full + s), 1);
+      gemv::mbarrier_init(gemv::smem_addr(empty + s), ws::kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+
+  if (warp == ws::kConsumerWarps) {
+    if (lane == 0) {
+      const uint64_t policy = gemv::evict_first_policy();
+      for (int i = 0; i < my; ++i) {
+        const int slot = i % S;
+        if (i >= S) gemv::mbarrier_wait(gemv::smem_addr(empty + slot), ((i / S) - 1) & 1);
+        const uint32_t st = gemv::smem_addr(stages + slot * L::kStage);
+        const uint32_t bar = gemv::smem_addr(full + slot);
+        gemv::mbarrier_expect_tx(bar, kTx);
+        const int c = st_begin + i, k0 = c * kChunkK;
+        ws::tma_2d_evict_first(st + L::kX, &tw, c * 128, tile * 8, bar, policy);
+        ws::tma_2d(st, &tx, k0, 0, bar);
+        if constexpr (kScales) ws::tma_2d(st + L::kX + L::kW, &ts, tile * kRows, k0 / p.group_size, bar);
+        if constexpr (kZeros) ws::tma_2d(st + L::kX + L::kW + kRows * 2, &tz, tile * kRows, k0 / p.group_size, bar);
+      }
+      // The last stages' releases complete phases no refill waits for: wait for them, so that
+      // no barrier phase completes unobserved (as the cluster form does).
+      for (int i = my > S ? my - S : 0; i < my; ++i) {
+        gemv::mbarrier_wait(gemv::smem_addr(empty + i % S), (i / S) & 1);
+      }
+    }
+  } else {
+    const int g = lane / 4;
+    const uint32_t w_lane_off = (lane / 8) * 128 + (lane % 8) * 16;
+    const uint32_t stages0 = gemv::smem_addr(stages);
+    // Descriptors: the ring's base plus byte offsets / 16 (addresses stay below 256 KB, so the
+    // 14-bit field does not carry). K-major B, 128-byte swizzle: 16 k = 32 bytes into the
+    // swizzled rows, 1024 bytes between groups of 8 token rows, layout type 1 (bits 62-63).
+    const uint64_t desc0 = gemv::wgmma_desc(stages0, 16, 1024) | (1ull << 62);
+    for (int i = 0; i < my; ++i) {
+      const int slot = i % S;
+      const uint32_t st = stages0 + slot * L::kStage;
+      gemv::mbarrier_wait(gemv::smem_addr(full + slot), (i / S) & 1);
+      uint32_t wq[4];
+      gemv::ldmatrix_x4(wq, st + L::kX + warp * 512 + w_lane_off);
+      uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
+      if constexpr (kScales) {
+        const uint32_t srow = st + L::kX + L::kW + (warp * 16 + g) * 2;
+        s_lo = splat16(gemv::lds_u16(srow));
+        s_hi = splat16(gemv::lds_u16(srow + 16));
+        if constexpr (kZeros) {
+          z_lo = splat16(gemv::lds_u16(srow + kRows * 2));
+          z_hi = splat16(gemv::lds_u16(srow + kRows * 2 + 16));
+        }
+      }
+      // The previous stage's wgmma are done before this stage's A registers are written
+      // (C7513), and its slot goes back to the producer.
+      gemv::wgmma_wait<0>();
+      if (i > 0) {
+        __syncwarp();
+        if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(empty + (i - 1) % S));
+      }
+      uint32_t fr[4][4];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) dequant_scaled<T, kMode>(wq[a], s_lo, s_hi, z_lo, z_hi, fr[a]);
+      uint64_t desc[4];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        desc[a] = desc0 + ((slot * L::kStage + a * 32) >> 4);
+        gemv::pin(desc[a]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) gemv::pin(fr[a][j]);
+      }
+      gemv::wgmma_fence();
+#pragma unroll
+      for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc, fr[a], desc[a]);
+      gemv::wgmma_commit();
+    }
+    gemv::wgmma_wait<0>();
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) gemv::pin(acc[t][j]);
+    if (my > 0) {  // the last stage's release, for the producer's tail wait
+      __syncwarp();
+      if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(empty + (my - 1) % S));
+    }
+  }
+  __syncthreads();  // every stage consumed and released: the ring becomes the partials
+
+  float* red = reinterpret_cast<float*>(stages);  // [8*NT tokens][128 rows]
+  if (warp < ws::kConsumerWarps) {
+    const int r = warp * 16 + lane / 4;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const int tok = t * 8 + 2 * (lane % 4);
+      if (tok < p.m) {
+        red[tok * kRows + r] = acc[t][0];
+        red[tok * kRows + r + 8] = acc[t][2];
+      }
+      if (tok + 1 < p.m) {
+        red[(tok + 1) * kRows + r] = acc[t][1];
+        red[(tok + 1) * kRows + r + 8] = acc[t][3];
+      }
+    }
+  }
+  cluster.sync();
+  const int per = (kRows + p.splits - 1) / p.splits;
+  const int r_begin = split * per, r_count = max(0, min(per, kRows - r_begin));
+  T* out = static_cast<T*>(p.out);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* scales = static_cast<const T*>(p.scales);
+  const int row0 = tile * kRows;
+  for (int i = threadIdx.x; i < p.m * r_count; i += ws::kThreads) {
+    const int tok = i / r_count, r = r_begin + i % r_count, row = row0 + r;
+    if (row >= p.n) continue;
+    float v = 0.f;
+#pragma unroll 4
+    for (int s = 0; s < p.splits; ++s) v += cluster.map_shared_rank(red, s)[tok * kRows + r];
+    if constexpr (kMode == QuantMode::kPerColumn) v *= A::to_float(scales[row]);
+    if (bias != nullptr) v += A::to_float(bias[row]);
+    out[static_cast<int64_t>(tok) * p.ld_out + row] = A::from_float(v);
+  }
+  cluster.sync();  // keep this CTA's partials alive until every reader is done
+}
+
+}  // namespace w4a16::skinny

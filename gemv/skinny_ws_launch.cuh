@@ -1,0 +1,187 @@
+// Host side of the skinny kernel's warp-specialized form (gemv/skinny_ws_kernel.cuh): the
+// argument checks, the tensor maps (encoded per call from the call's pointers and sizes: a map
+// holds nothing else, so no stale map can outlive its tensor), the K split chosen with the
+// occupancy calculator's cluster count, and the launch (the registry's ABI).
+#pragma once
+
+#include <cuda.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_set>
+
+#include "gemv/launch_common.cuh"
+#include "gemv/skinny_ws_kernel.cuh"
+#include "w4a16/gemm_args.h"
+
+namespace w4a16::skinny {
+
+namespace ws {
+
+// cuTensorMapEncodeTiled from the driver, found once per process (no -lcuda at link time);
+// null where the driver has none.
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+inline EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      f = nullptr;
+    }
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  return fn;
+}
+
+// A 2-D map of 16- or 32-bit elements: d0 contiguous, d1 rows stride1 bytes apart; elements past
+// the ends read as zeros.
+inline bool make_map(CUtensorMap& m, const void* base, bool words, uint64_t d0, uint64_t d1, uint64_t stride1,
+                     uint32_t b0, uint32_t b1, bool swizzle128, bool stream) {
+  const EncodeTiled encode = encode_tiled();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[2] = {d0, d1}, strides[1] = {stride1};
+  const cuuint32_t box[2] = {b0, b1}, es[2] = {1, 1};
+  return encode(&m, words ? CU_TENSOR_MAP_DATA_TYPE_UINT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void*>(base),
+                dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                swizzle128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                stream ? CU_TENSOR_MAP_L2_PROMOTION_L2_256B : CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The K split (cluster size): the fewest waves times (stages per CTA + kCtaCost), each CTA keeping
+// at least kMinStages stages (splits tried: 1, 2, 3, 4, 6, 8, 12, 16). slots(s): CTAs that run at
+// once in clusters of s. Fitted on an H200 (benchmarks/ws_probe.cu, 16 layers at 17-127 tokens,
+// every split timed; benchmarks/NOTES.md, "Twenty-first session"): 1.04x the fastest split in
+// geomean, worst 1.45x.
+constexpr int kCtaCost = 8;
+constexpr int kMinStages = 4;
+template <class Slots>
+int choose_splits(int row_groups, int k, Slots&& slots) {
+  const int nst = k / kChunkK;
+  int best_s = 0;
+  long best = -1;
+  for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
+    if (s > 1 && nst / s < kMinStages) break;
+    const int cap = slots(s);
+    if (cap <= 0) continue;
+    const long ctas = static_cast<long>(row_groups) * s;
+    const long cost = (ctas + cap - 1) / cap * ((nst + s - 1) / s + kCtaCost);
+    if (best < 0 || cost < best) {
+      best = cost;
+      best_s = s;
+    }
+  }
+  return best_s;
+}
+
+}  // namespace ws
+
+template <class T, QuantMode kMode, int NT, int S>
+struct SkinnyWs {
+  static_assert(NT == 4 || NT == 8 || NT == 16, "32, 64 or 128 tokens");
+  static_assert(2 * S * 8 <= ws::kBarBytes, "ring depth out of range");
+  static constexpr bool kScales = kMode != QuantMode::kPerColumn;
+  static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;
+  static constexpr int kSmem = ws::smem_bytes<NT, S>();
+  static_assert(kSmem <= kMaxSmemBytes, "shared memory out of range");
+
+  // The skinny checks (sizes, group, 16-byte pointers), and the scale (zero) row pitch a whole
+  // number of 16 bytes (a tensor map's row stride).
+  static bool shape_ok(const GemmArgs& a) {
+    if (a.m <= 0 || a.m > 8 * NT || !gemv::inputs_ok<kScales, kZeros, kChunkK>(a)) return false;
+    return !kScales || a.scale_pitch() % 8 == 0;
+  }
+
+  static Status can_implement(const GemmArgs& a) {
+    return shape_ok(a) ? Status::kSuccess : Status::kCannotImplement;
+  }
+
+  static size_t workspace_size(const GemmArgs&) { return 0; }
+
+  static Status run(const GemmArgs& a) {
+    if (!shape_ok(a)) return Status::kCannotImplement;
+    auto kernel = skinny_ws_kernel<T, kMode, NT, S>;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return launch_failed(cudaSuccess);
+    const int row_groups = (a.n + ws::kRows - 1) / ws::kRows;
+    int splits = 0;
+    {
+      static std::mutex mu;
+      static std::unordered_set<int> configured;
+      static std::map<std::pair<int, int>, int> slots;  // (device, cluster size) -> CTAs at once
+      std::lock_guard<std::mutex> lock(mu);
+      if (!configured.count(dev)) {
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+        if (e != cudaSuccess) return launch_failed(e);
+        configured.insert(dev);
+      }
+      cudaError_t err = cudaSuccess;  // the first occupancy query that failed
+      splits = ws::choose_splits(row_groups, a.k, [&](int s) {
+        const auto key = std::make_pair(dev, s);
+        auto it = slots.find(key);
+        if (it != slots.end()) return it->second;
+        cudaLaunchConfig_t cfg{};
+        cfg.gridDim = dim3(s, 1, 1);
+        cfg.blockDim = dim3(ws::kThreads, 1, 1);
+        cfg.dynamicSmemBytes = kSmem;
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = s;
+        at[0].val.clusterDim.y = 1;
+        at[0].val.clusterDim.z = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        int clusters = 0;
+        const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
+        if (e != cudaSuccess) {
+          // This cluster size is not an option here (remembered as 0); the error is cleared so
+          // that a later call does not report it.
+          if (err == cudaSuccess) err = e;
+          (void)cudaGetLastError();
+          clusters = 0;
+        }
+        slots.emplace(key, clusters * s);
+        return clusters * s;
+      });
+      if (splits <= 0) return launch_failed(err != cudaSuccess ? err : cudaErrorInvalidConfiguration);
+    }
+
+    CUtensorMap tx, tw, ts, tz;
+    const uint64_t k = static_cast<uint64_t>(a.k);
+    bool ok = ws::make_map(tx, a.x, false, k, a.m, k * 2, 64, 8 * NT, true, false) &&
+              ws::make_map(tw, a.w, true, 2 * k, (a.n + 15) / 16, 8 * k, 128, 8, false, true);
+    if (ok && kScales) {
+      const uint64_t groups = k / a.group_size, pitch = static_cast<uint64_t>(a.scale_pitch()) * 2;
+      ok = ws::make_map(ts, a.scales, false, a.n, groups, pitch, ws::kRows, 1, false, false) &&
+           (!kZeros || ws::make_map(tz, a.zeros, false, a.n, groups, pitch, ws::kRows, 1, false, false));
+    }
+    if (!ok) return launch_failed(cudaErrorInvalidValue);
+    if (!kScales) ts = tx;
+    if (!kZeros) tz = tx;
+
+    ws::Params p{a.scales, a.bias, a.out, a.m, a.n, a.k, kScales ? a.group_size : a.k, splits, a.out_pitch()};
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(row_groups * splits, 1, 1);
+    cfg.blockDim = dim3(ws::kThreads, 1, 1);
+    cfg.dynamicSmemBytes = kSmem;
+    cfg.stream = a.stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = splits;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, tx, tw, ts, tz, p);
+    if (err != cudaSuccess) return launch_failed(err);
+    return Status::kSuccess;
+  }
+};
+
+}  // namespace w4a16::skinny
