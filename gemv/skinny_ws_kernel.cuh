@@ -17,8 +17,8 @@
 // copies, dequantization, mma and barriers in turn and are latency-bound from 17 tokens; here
 // the consumers only wait, dequantize and issue wgmma. Measured on an H200 against the product's
 // earlier choice at 17-33 tokens it is faster on most layers; from 64 tokens on large layers and
-// at 96-128 tokens everywhere it is slower (the consumers' instruction latency per stage,
-// about 115 instructions, bounds it: NOTES).
+// at 127 tokens everywhere it is slower (96 was not timed against the product); the consumers'
+// instruction latency per stage, about 115 instructions, bounds it (NOTES).
 #pragma once
 
 #include <cooperative_groups.h>
