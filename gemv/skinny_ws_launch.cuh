@@ -93,10 +93,11 @@ struct SkinnyWs {
   static_assert(kSmem <= kMaxSmemBytes, "shared memory out of range");
 
   // The skinny checks (sizes, group, 16-byte pointers; the pitches a multiple of 8 elements, a
-  // tensor map's row stride, come with within_index_limits), and a driver that encodes tensor maps
-  // (without one the call is refused and the selection takes the next tactic).
+  // tensor map's row stride, come with within_index_limits). A shape check only, as every
+  // can_implement (no device or driver query): a driver without cuTensorMapEncodeTiled fails the
+  // launch (run), and the selection then takes the next tactic.
   static bool shape_ok(const GemmArgs& a) {
-    return a.m > 0 && a.m <= 8 * NT && gemv::inputs_ok<kScales, kZeros, kChunkK>(a) && ws::encode_tiled() != nullptr;
+    return a.m > 0 && a.m <= 8 * NT && gemv::inputs_ok<kScales, kZeros, kChunkK>(a);
   }
 
   static Status can_implement(const GemmArgs& a) {
@@ -107,6 +108,7 @@ struct SkinnyWs {
 
   static Status run(const GemmArgs& a) {
     if (!shape_ok(a)) return Status::kCannotImplement;
+    if (ws::encode_tiled() == nullptr) return launch_failed(cudaErrorNotSupported);
     auto kernel = skinny_ws_kernel<T, kMode, NT, S>;
     int dev = 0;
     if (const cudaError_t e = cudaGetDevice(&dev); e != cudaSuccess) return launch_failed(e);
