@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "gemv/kernel.cuh"
+#include "gemv/launch_common.cuh"
 #include "w4a16/gemm_args.h"
 
 namespace w4a16::gemv {
@@ -200,24 +201,9 @@ struct Gemv {
         out = it->second;
         return;
       }
-      cudaError_t e;
-      if (cluster == 0) {
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&out, kernel, kThreads, bytes);
-      } else {
-        cudaLaunchConfig_t cfg{};
-        cfg.gridDim = dim3(cluster, 1, 1);
-        cfg.blockDim = dim3(kThreads, 1, 1);
-        cfg.dynamicSmemBytes = bytes;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = cluster;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        e = cudaOccupancyMaxActiveClusters(&out, kernel, &cfg);
-      }
-      if (e != cudaSuccess) {
+      if (cluster != 0) {
+        resident_clusters(kernel, kThreads, bytes, cluster, out);
+      } else if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&out, kernel, kThreads, bytes) != cudaSuccess) {
         (void)cudaGetLastError();
         out = 0;
       }
@@ -285,18 +271,9 @@ struct Gemv {
     Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
              a.m, a.n, a.k, group(a), a.out_pitch(), a.scale_pitch(), plan.splits, plan.xs_stride, plan.xs_bytes,
              plan.slice_groups, plan.sz_bytes, plan.xsum_bytes};
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(plan.row_groups * plan.splits, 1, 1);
-    cfg.blockDim = dim3(kThreads, 1, 1);
-    cfg.dynamicSmemBytes = plan.smem_bytes;
-    cfg.stream = a.stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = plan.splits;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cudaLaunchAttribute attr[2];
+    const cudaLaunchConfig_t cfg =
+        cluster_config(plan.row_groups * plan.splits, kThreads, plan.smem_bytes, plan.splits, a.stream, attr);
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
     if (err != cudaSuccess) return launch_failed(err);
     return Status::kSuccess;

@@ -55,4 +55,39 @@ inline DeviceLimits device_limits(int dev) {
   return info;
 }
 
+// A launch of `ctas` CTAs of `threads` along x in clusters of `cluster`, with `smem` bytes of dynamic
+// shared memory, on `stream`. The cluster dimension is attr[0] (cfg.attrs points at attr, which must
+// outlive cfg); attr[1] is the caller's to fill, with numAttrs raised to 2.
+inline cudaLaunchConfig_t cluster_config(int ctas, int threads, int smem, int cluster, cudaStream_t stream,
+                                         cudaLaunchAttribute (&attr)[2]) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(ctas, 1, 1);
+  cfg.blockDim = dim3(threads, 1, 1);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = cluster;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+// Clusters of `cluster` CTAs of `kernel` that run at once (cudaOccupancyMaxActiveClusters; clusters
+// pack by GPC, so this is not CTAs per SM times SMs). A query that fails answers 0 (that cluster
+// size is not an option on this device) and its error is cleared, so that no later call reports
+// it; the error is returned.
+template <class Kernel>
+inline cudaError_t resident_clusters(Kernel kernel, int threads, int smem, int cluster, int& clusters) {
+  cudaLaunchAttribute attr[2];
+  const cudaLaunchConfig_t cfg = cluster_config(cluster, threads, smem, cluster, nullptr, attr);
+  const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    clusters = 0;
+  }
+  return e;
+}
+
 }  // namespace w4a16::gemv

@@ -119,27 +119,11 @@ struct Skinny {
         const auto key = std::make_tuple(dev, plan.smem_bytes, s);
         auto it = slots.find(key);
         if (it != slots.end()) return it->second;
-        cudaLaunchConfig_t cfg{};
-        cfg.gridDim = dim3(s, 1, 1);
-        cfg.blockDim = dim3(kThreads, 1, 1);
-        cfg.dynamicSmemBytes = plan.smem_bytes;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = s;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
+        // A size that fails is remembered as 0; only if no size works is the launch refused,
+        // with the first error.
         int clusters = 0;
-        const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
-        if (e != cudaSuccess) {
-          // This cluster size is not an option here (remembered as 0); clear the error so
-          // that it is not reported against a later call. Only if no size works is the
-          // launch refused, with the first error.
-          if (err == cudaSuccess) err = e;
-          (void)cudaGetLastError();
-          clusters = 0;
-        }
+        const cudaError_t e = gemv::resident_clusters(kernel, kThreads, plan.smem_bytes, s, clusters);
+        if (e != cudaSuccess && err == cudaSuccess) err = e;
         slots.emplace(key, clusters * s);
         return clusters * s;
       });
@@ -150,23 +134,15 @@ struct Skinny {
 
     Params p{a.x, static_cast<const uint8_t*>(a.w), a.scales, a.zeros, a.bias, a.out,
              a.m, a.n, a.k, group(a), a.out_pitch(), a.scale_pitch(), plan.splits, plan.x_slot_bytes};
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(plan.row_groups * plan.splits, 1, 1);
-    cfg.blockDim = dim3(kThreads, 1, 1);
-    cfg.dynamicSmemBytes = plan.smem_bytes;
-    cfg.stream = a.stream;
     cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = plan.splits;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg =
+        gemv::cluster_config(plan.row_groups * plan.splits, kThreads, plan.smem_bytes, plan.splits, a.stream, attr);
     // The prologue may overlap the previous kernel in the stream: the kernel
     // reads no global memory before griddepcontrol.wait. W4A16_NO_PDL=1 (read
     // once per process) launches without it, e.g. to measure what it saves.
     static const bool pdl = std::getenv("W4A16_NO_PDL") == nullptr || std::getenv("W4A16_NO_PDL")[0] != '1';
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
     cfg.numAttrs = pdl ? 2 : 1;
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
     if (err != cudaSuccess) return launch_failed(err);

@@ -130,26 +130,11 @@ struct SkinnyWs {
         const auto key = std::make_pair(dev, s);
         auto it = slots.find(key);
         if (it != slots.end()) return it->second;
-        cudaLaunchConfig_t cfg{};
-        cfg.gridDim = dim3(s, 1, 1);
-        cfg.blockDim = dim3(ws::kThreads, 1, 1);
-        cfg.dynamicSmemBytes = kSmem;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = s;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
+        // A size that fails is remembered as 0; only if no size works is the launch refused,
+        // with the first error.
         int clusters = 0;
-        const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
-        if (e != cudaSuccess) {
-          // This cluster size is not an option here (remembered as 0); the error is cleared so
-          // that a later call does not report it.
-          if (err == cudaSuccess) err = e;
-          (void)cudaGetLastError();
-          clusters = 0;
-        }
+        const cudaError_t e = gemv::resident_clusters(kernel, ws::kThreads, kSmem, s, clusters);
+        if (e != cudaSuccess && err == cudaSuccess) err = e;
         slots.emplace(key, clusters * s);
         return clusters * s;
       });
@@ -170,18 +155,8 @@ struct SkinnyWs {
     if (!kZeros) tz = tx;
 
     ws::Params p{a.scales, a.bias, a.out, a.m, a.n, a.k, kScales ? a.group_size : a.k, splits, a.out_pitch()};
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(row_groups * splits, 1, 1);
-    cfg.blockDim = dim3(ws::kThreads, 1, 1);
-    cfg.dynamicSmemBytes = kSmem;
-    cfg.stream = a.stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = splits;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cudaLaunchAttribute attr[2];
+    const cudaLaunchConfig_t cfg = gemv::cluster_config(row_groups * splits, ws::kThreads, kSmem, splits, a.stream, attr);
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, tx, tw, ts, tz, p);
     if (err != cudaSuccess) return launch_failed(err);
     return Status::kSuccess;
