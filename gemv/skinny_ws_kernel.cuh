@@ -13,12 +13,19 @@
 // to the producer. A stage's wgmma are waited for before the next stage's fragments are written
 // (ptxas serializes every wgmma otherwise, C7513): the overlap comes from the other warpgroup.
 //
+// After the loop the ring holds the CTA's fp32 partials, [tokens][128 rows] with 32-byte aligned
+// token rows; each CTA of the cluster sums its share of the rows over all partials, four rows
+// per thread (16-byte reads of distributed shared memory) up to 12 splits.
+//
 // Why this form (benchmarks/NOTES.md, "Twenty-first session"): the cluster form's warps do
 // copies, dequantization, mma and barriers in turn and are latency-bound from 17 tokens; here
 // the consumers only wait, dequantize and issue wgmma. Measured on an H200 against the product's
 // earlier choice at 17-33 tokens it is faster on most layers; from 64 tokens on large layers and
-// at 127 tokens everywhere it is slower (96 was not timed against the product); the consumers'
-// instruction latency per stage, about 115 instructions, bounds it (NOTES).
+// at 127 tokens everywhere it is slower (96 was not timed against the product). Where the time
+// goes (clock64 marks, "Twenty-second session"): the loop, about 700-800 cycles per stage and
+// consumer warp, of which the full-barrier waits are ~15% and the wgmma waits ~1%: the
+// consumers' own instruction chain (about 100 instructions per stage) bounds it; the reduction
+// after the loop was 10-30% of the time at 64 tokens before its reads were made 16 bytes wide.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -26,6 +33,7 @@
 
 #include "gemv/dequant.cuh"
 #include "gemv/skinny_kernel.cuh"
+#include "gemv/skinny_ws_trace.cuh"
 #include "gemv/wgmma.cuh"
 #include "w4a16/gemm_args.h"
 
@@ -45,7 +53,8 @@ struct Layout {
   static constexpr int kS = 1024;        // scale row (256 B), zero row (256 B), padded
   static constexpr int kStage = kX + kW + kS;
   static_assert(kStage % 1024 == 0, "x of every stage stays 1024-byte aligned (the swizzle atom)");
-  static constexpr int kRed = 8 * NT * kRows * 4;  // the partials, after the loop
+  static constexpr int kRedPitch = kRows + 8;        // floats between the partials' token rows
+  static constexpr int kRed = 8 * NT * kRedPitch * 4;  // the partials, after the loop
 };
 
 template <int NT, int S>
@@ -73,6 +82,7 @@ __device__ __forceinline__ void tma_2d_evict_first(uint32_t dst, const CUtensorM
       " [%0], [%1, {%2, %3}], [%4], %5;\n"
       :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "l"(policy) : "memory");
 }
+
 
 }  // namespace ws
 
@@ -105,6 +115,7 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
   const int nst = p.k / kChunkK;
   const int st_begin = split * nst / p.splits;
   const int my = (split + 1) * nst / p.splits - st_begin;
+  W4A16_WS_MARK(0);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
@@ -114,6 +125,7 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  W4A16_WS_MARK(1);
 
   float acc[NT][4];
 #pragma unroll
@@ -124,9 +136,15 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
   if (warp == ws::kConsumerWarps) {
     if (lane == 0) {
       const uint64_t policy = gemv::evict_first_policy();
+#ifdef W4A16_WS_TRACE
+      long long t_empty = 0;
+      const long long t_prod = clock64();
+#endif
       for (int i = 0; i < my; ++i) {
         const int slot = i % S;
+        W4A16_WS_CLOCK(t0);
         if (i >= S) gemv::mbarrier_wait(gemv::smem_addr(empty + slot), ((i / S) - 1) & 1);
+        W4A16_WS_SUM(t_empty, t0);
         const uint32_t st = gemv::smem_addr(stages + slot * L::kStage);
         const uint32_t bar = gemv::smem_addr(full + slot);
         gemv::mbarrier_expect_tx(bar, kTx);
@@ -136,6 +154,8 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
         if constexpr (kScales) ws::tma_2d(st + L::kX + L::kW, &ts, tile * kRows, k0 / p.group_size, bar);
         if constexpr (kZeros) ws::tma_2d(st + L::kX + L::kW + kRows * 2, &tz, tile * kRows, k0 / p.group_size, bar);
       }
+      W4A16_WS_PUT(ws::kConsumerWarps * 32, 11, t_empty);
+      W4A16_WS_PUT(ws::kConsumerWarps * 32, 12, clock64() - t_prod);
       // The last stages' releases complete phases no refill waits for: wait for them, so that
       // no barrier phase completes unobserved (as the cluster form does).
       for (int i = my > S ? my - S : 0; i < my; ++i) {
@@ -150,10 +170,16 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     // 14-bit field does not carry). K-major B, 128-byte swizzle: 16 k = 32 bytes into the
     // swizzled rows, 1024 bytes between groups of 8 token rows, layout type 1 (bits 62-63).
     const uint64_t desc0 = gemv::wgmma_desc(stages0, 16, 1024) | (1ull << 62);
+#ifdef W4A16_WS_TRACE
+    long long t_full = 0, t_mma = 0;
+#endif
     for (int i = 0; i < my; ++i) {
       const int slot = i % S;
       const uint32_t st = stages0 + slot * L::kStage;
+      W4A16_WS_CLOCK(t0);
       gemv::mbarrier_wait(gemv::smem_addr(full + slot), (i / S) & 1);
+      W4A16_WS_SUM(t_full, t0);
+      if (i == 0) W4A16_WS_MARK(2);
       uint32_t wq[4];
       gemv::ldmatrix_x4(wq, st + L::kX + warp * 512 + w_lane_off);
       uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
@@ -168,7 +194,9 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
       }
       // The previous stage's wgmma are done before this stage's A registers are written
       // (C7513), and its slot goes back to the producer.
+      W4A16_WS_CLOCK(t1);
       gemv::wgmma_wait<0>();
+      W4A16_WS_SUM(t_mma, t1);
       if (i > 0) {
         __syncwarp();
         if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(empty + (i - 1) % S));
@@ -190,6 +218,9 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
       gemv::wgmma_commit();
     }
     gemv::wgmma_wait<0>();
+    W4A16_WS_MARK(3);
+    W4A16_WS_PUT(0, 9, t_full);
+    W4A16_WS_PUT(0, 10, t_mma);
 #pragma unroll
     for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -200,41 +231,79 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     }
   }
   __syncthreads();  // every stage consumed and released: the ring becomes the partials
+  W4A16_WS_MARK(4);
 
-  float* red = reinterpret_cast<float*>(stages);  // [8*NT tokens][128 rows]
+  // [8*NT tokens][128 rows], token rows kRedPitch = 136 floats apart: each token row starts on a
+  // 32-byte sector (a pitch of 132 made the reduction's reads of distributed shared memory cross
+  // sectors and ran slower at 16 splits), and a warp's stores fall at most two to a bank.
+  constexpr int kPitch = L::kRedPitch;
+  float* red = reinterpret_cast<float*>(stages);
   if (warp < ws::kConsumerWarps) {
     const int r = warp * 16 + lane / 4;
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       const int tok = t * 8 + 2 * (lane % 4);
       if (tok < p.m) {
-        red[tok * kRows + r] = acc[t][0];
-        red[tok * kRows + r + 8] = acc[t][2];
+        red[tok * kPitch + r] = acc[t][0];
+        red[tok * kPitch + r + 8] = acc[t][2];
       }
       if (tok + 1 < p.m) {
-        red[(tok + 1) * kRows + r] = acc[t][1];
-        red[(tok + 1) * kRows + r + 8] = acc[t][3];
+        red[(tok + 1) * kPitch + r] = acc[t][1];
+        red[(tok + 1) * kPitch + r + 8] = acc[t][3];
       }
     }
   }
   cluster.sync();
-  const int per = (kRows + p.splits - 1) / p.splits;
-  const int r_begin = split * per, r_count = max(0, min(per, kRows - r_begin));
+  W4A16_WS_MARK(6);
+  // This CTA's share of the rows for every token, summed over the cluster's partials in rank
+  // order. Up to 12 splits, four rows per thread and step (16-byte reads of distributed shared
+  // memory; shares of a multiple of 4 rows: N is a multiple of 8, so four rows are all in or all
+  // out); at 16 splits (shares of 8 rows), a row per thread: the 16-byte reads were slower there
+  // (benchmarks/NOTES.md, "Twenty-second session").
   T* out = static_cast<T*>(p.out);
   const T* bias = static_cast<const T*>(p.bias);
   const T* scales = static_cast<const T*>(p.scales);
   const int row0 = tile * kRows;
-  for (int i = threadIdx.x; i < p.m * r_count; i += ws::kThreads) {
-    const int tok = i / r_count, r = r_begin + i % r_count, row = row0 + r;
-    if (row >= p.n) continue;
-    float v = 0.f;
-#pragma unroll 4
-    for (int s = 0; s < p.splits; ++s) v += cluster.map_shared_rank(red, s)[tok * kRows + r];
+  auto put = [&](int tok, int row, float v) {
     if constexpr (kMode == QuantMode::kPerColumn) v *= A::to_float(scales[row]);
     if (bias != nullptr) v += A::to_float(bias[row]);
     out[static_cast<int64_t>(tok) * p.ld_out + row] = A::from_float(v);
+  };
+  if (p.splits <= 12) {
+    const int per = (kRows / 4 + p.splits - 1) / p.splits * 4;
+    const int r_begin = split * per, quads = max(0, min(per, kRows - r_begin)) / 4;
+    for (int i = threadIdx.x; i < p.m * quads; i += ws::kThreads) {
+      const int tok = i / quads, r = r_begin + (i - tok * quads) * 4, row = row0 + r;
+      if (row >= p.n) continue;
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+      for (int s = 0; s < p.splits; ++s) {
+        const float4 q = *reinterpret_cast<const float4*>(cluster.map_shared_rank(red, s) + tok * kPitch + r);
+        v.x += q.x;
+        v.y += q.y;
+        v.z += q.z;
+        v.w += q.w;
+      }
+      put(tok, row, v.x);
+      put(tok, row + 1, v.y);
+      put(tok, row + 2, v.z);
+      put(tok, row + 3, v.w);
+    }
+  } else {
+    const int per = (kRows + p.splits - 1) / p.splits;
+    const int r_begin = split * per, r_count = max(0, min(per, kRows - r_begin));
+    for (int i = threadIdx.x; i < p.m * r_count; i += ws::kThreads) {
+      const int tok = i / r_count, r = r_begin + (i - tok * r_count), row = row0 + r;
+      if (row >= p.n) continue;
+      float v = 0.f;
+#pragma unroll 4
+      for (int s = 0; s < p.splits; ++s) v += cluster.map_shared_rank(red, s)[tok * kPitch + r];
+      put(tok, row, v);
+    }
   }
+  W4A16_WS_MARK(7);
   cluster.sync();  // keep this CTA's partials alive until every reader is done
+  W4A16_WS_MARK(8);
 }
 
 }  // namespace w4a16::skinny

@@ -28,11 +28,16 @@ SHAPES = [(264, 256, 128), (8, 320, None), (1000, 192, 64)]
 # small K above each warp has one weight stage, so also a long K (several stages per warp: ring
 # refills and barrier phase flips; x of 16 tokens is refused there, fewer tokens run).
 WSPLIT_SHAPES = [(40, 8192, 128)]
+# The warp-specialized skinny form (`_ws`) splits K over a cluster only past a few 64-k stages:
+# with the small K above it runs one split. These run several, so that both paths of its cluster
+# reduction run under the sanitizer (16-byte reads of the partials up to 12 splits, a row per
+# thread at 16; on an H200 the launcher picked 16 and 12 for layers like these).
+WS_SHAPES = [(904, 4864, 128), (3000, 3072, 128)]
 
 
 def shapes_for(k):
     wsplit = k["family"] == "skinny80" or k.get("k_warps", 1) > 1
-    return SHAPES + (WSPLIT_SHAPES if wsplit else [])
+    return SHAPES + (WSPLIT_SHAPES if wsplit else []) + (WS_SHAPES if k["name"].endswith("_ws") else [])
 
 
 def ms_for(k):

@@ -130,10 +130,13 @@ def test_workspace_is_stream_ordered_inside_graphs():
     w4a16_build.gemm(x, w.packed, tactic=t, out=o)
     expected = o.clone()
     g = capture(lambda: w4a16_build.gemm(x, w.packed, tactic=t, out=o))
-    other = torch.cuda.Stream()
-    other.wait_stream(torch.cuda.current_stream())
+    # x2 is written on the current stream before the other stream is ordered after it: created
+    # after the wait (as this test first had it), the other stream's first calls could read x2
+    # before torch.randn had written it, on a GPU busy enough to delay that write.
     x2 = torch.randn(40, 4096, device="cuda", dtype=torch.float16, generator=gen)
     exp2 = w4a16_build.gemm(x2, w.packed, tactic=t)
+    other = torch.cuda.Stream()
+    other.wait_stream(torch.cuda.current_stream())
     outs = []
     for _ in range(50):
         g.replay()

@@ -375,8 +375,9 @@ def test_the_warp_specialized_skinny_kernel_takes_m_17_to_48_on_mid_size_layers(
     """Issue 15 (twenty-first session): the warp-specialized form (mma ws) is ranked first where
     the H200 development data had it faster than the previous choice (benchmarks/NOTES.md,
     "Twenty-first session"): M = 17-48 on layers with N <= 16384, K >= 2048 and N*K <= 68M, m32 up
-    to 32 tokens and m64 above; not at M = 16 or 49, not on a wide, a large or a shallow layer; ahead
-    of the warpgroup form where both rules cover the call; a build without it keeps the old order."""
+    to 32 tokens and m64 above; and (twenty-second session) M = 49-64 with K >= 3072; not at M = 16
+    or 65, not on a wide, a large or a shallow layer; ahead of the warpgroup form where both rules
+    cover the call; a build without it keeps the old order."""
     ws = {"ws32": "fp16_int4_groupwise_skinny_m32_r16_s8_ws", "ws64": "fp16_int4_groupwise_skinny_m64_r16_s8_ws"}
     short = dict(SHORT, **{v: k for k, v in ws.items()})
     ks = KS + [parse_name(v) for v in ws.values()]
@@ -389,7 +390,12 @@ def test_the_warp_specialized_skinny_kernel_takes_m_17_to_48_on_mid_size_layers(
     assert first(32, 5120, 4096) == "ws32"
     assert first(33, 8192, 8192) == "ws64"                  # 67.1M
     assert first(48, 14336, 4096) == "ws64"
-    for m, n, k in ((16, 4096, 4096), (49, 4096, 4096), (24, 18944, 3584), (24, 8192, 28672), (24, 2048, 896)):
+    assert first(48, 8192, 2048) == "ws64"
+    # Twenty-second session: M = 49-64 with K >= 3072 (the K = 2048 layer was slower there).
+    assert first(49, 4096, 4096) == "ws64"
+    assert first(64, 8192, 8192) == "ws64"
+    for m, n, k in ((16, 4096, 4096), (65, 4096, 4096), (24, 18944, 3584), (24, 8192, 28672), (24, 2048, 896),
+                    (56, 8192, 2048), (64, 18944, 3584), (64, 8192, 28672)):
         assert first(m, n, k) not in ("ws32", "ws64"), (m, n, k)
     assert first(24, 2048, 896) == "wg32"                   # K < 2048: the warpgroup rule's
     assert ranked(17, 2048, 132, k=2048, **kw)[0] == "wg32"  # without the ws kernels

@@ -1,0 +1,58 @@
+"""The skinny kernel's warp-specialized form (the `_ws` tactics, gemv/skinny_ws_kernel.cuh) on
+layers whose K split, chosen by its launcher, takes each path of the reduction after the loop:
+shares of four-row quads read 16 bytes at a time (up to 12 splits) and a row per thread (16
+splits). On an H200 the launcher picked 16 splits for 896 rows x K 4864 and for 2048 x 8192,
+12 for 3072 x 3072, 8 for 2048 x 2048 and 3-4 for 8192 x 2048 (benchmarks/results/ws_h200_s22).
+Against an fp32 reference, every mode, bias or not, M across the tactic's band; out is
+poisoned with NaN first, so an element no split wrote fails.
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+import w4a16_build  # noqa: E402
+from w4a16_build import kernels  # noqa: E402
+from _weights import quantized_weight, seed_of  # noqa: E402
+
+from generator.model import parse_name  # noqa: E402
+
+try:
+    WS = [k for k in w4a16_build.list_kernels() if k["name"].endswith("_ws")]
+except ImportError:
+    WS = []
+
+pytestmark = pytest.mark.gpu
+DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
+TOL = {"fp16": 2e-3, "bf16": 1e-2}
+SHAPES = [(896, 4864), (8192, 2048), (3072, 3072), (2048, 2048), (2048, 8192)]  # (N, K)
+
+
+def ms(max_m):
+    low = 17 if max_m <= 32 else 33
+    return sorted({low, (low + max_m) // 2 | 1, max_m})
+
+
+@pytest.mark.parametrize("name", [k["name"] for k in WS] or ["(no ws tactic in this build)"])
+def test_ws_reduction_paths_match_the_reference(name):
+    info = next((k for k in WS if k["name"] == name), None)
+    if info is None:
+        pytest.skip("this build holds no _ws tactic")
+    cc = kernels.compute_capability(torch.device("cuda", torch.cuda.current_device()))
+    if not kernels.runs_on(parse_name(name), cc):
+        pytest.skip(f"{name} does not serve sm_{cc} (Hopper only)")
+    dtype = DT[info["dtype"]]
+    group = None if info["mode"] == "per_column" else 128
+    for n, k in SHAPES:
+        torch.manual_seed(seed_of(name, n, k))
+        p, w_ref = quantized_weight(n, k, info["mode"], group, dtype)
+        for m in ms(info["max_m"]):
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            bias = torch.randn(n, device="cuda", dtype=dtype) if m % 2 else None
+            out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+            w4a16_build.gemm(x, p, bias, tactic=name, out=out)
+            ref = x.float() @ w_ref.t()
+            if bias is not None:
+                ref += bias.float()
+            assert not torch.isnan(out).any(), f"{n}x{k} M={m}: unwritten output"
+            err = ((out.float() - ref).norm() / ref.norm()).item()
+            assert err < TOL[info["dtype"]], f"{n}x{k} M={m}: relative error {err:.2e}"
