@@ -68,8 +68,9 @@ __global__ void dequant_ref(const uint8_t* w, const T* scales, float* wd, int n,
     const int kk = ka * 16 + 2 * c + 8 * (r / 2);
     const T* pair = reinterpret_cast<const T*>(&f[r]);
     for (int e = 0; e < 2; ++e) {
+      if (row >= n) continue;  // the packed weight's padding rows have no scale
       const float s = gemv::Act<T>::to_float(scales[static_cast<long long>((kk + e) / group) * n + row]);
-      if (row < n) wd[static_cast<long long>(row) * k + kk + e] = gemv::Act<T>::to_float(pair[e]) * s;
+      wd[static_cast<long long>(row) * k + kk + e] = gemv::Act<T>::to_float(pair[e]) * s;
     }
   }
 }

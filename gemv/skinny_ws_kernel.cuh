@@ -22,10 +22,11 @@
 // the consumers only wait, dequantize and issue wgmma. Measured on an H200 against the product's
 // earlier choice at 17-33 tokens it is faster on most layers; from 64 tokens on large layers and
 // at 127 tokens everywhere it is slower (96 was not timed against the product). Where the time
-// goes (clock64 marks, "Twenty-second session"): the loop, about 700-800 cycles per stage and
-// consumer warp, of which the full-barrier waits are ~15% and the wgmma waits ~1%: the
-// consumers' own instruction chain (about 100 instructions per stage) bounds it; the reduction
-// after the loop was 10-30% of the time at 64 tokens before its reads were made 16 bytes wide.
+// goes (clock64 marks, "Twenty-second session"): the loop, about 530-580 cycles per stage and
+// consumer warp with one CTA per SM and 700-1000 with two, of which the full-barrier waits past
+// the first stage are at most ~16% and the wgmma waits ~1%: the consumers' own instruction chain
+// (about 115 instructions per stage, ncu) bounds it; the reduction after the loop was 6-43% of a
+// CTA's cycles (more at 64 tokens and on small layers) before its reads were made 16 bytes wide.
 #pragma once
 
 #include <cooperative_groups.h>

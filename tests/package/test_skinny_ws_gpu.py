@@ -1,10 +1,12 @@
 """The skinny kernel's warp-specialized form (the `_ws` tactics, gemv/skinny_ws_kernel.cuh) on
 layers whose K split, chosen by its launcher, takes each path of the reduction after the loop:
 shares of four-row quads read 16 bytes at a time (up to 12 splits) and a row per thread (16
-splits). On an H200 the launcher picked 16 splits for 896 rows x K 4864 and for 2048 x 8192,
-12 for 3072 x 3072, 8 for 2048 x 2048 and 3-4 for 8192 x 2048 (benchmarks/results/ws_h200_s22).
-Against an fp32 reference, every mode, bias or not, M across the tactic's band; out is
-poisoned with NaN first, so an element no split wrote fails.
+splits). On an H200 (benchmarks/results/ws_h200_s22) the launcher picked, for the m32 / m64
+tactics: 16 / 16 splits for 896 rows x K 4864, 16 / 12 for 2048 x 8192, 12 / 8 for 3072 x 3072,
+8 / 8 for 2048 x 2048 and 4 / 3 for 8192 x 2048. The split comes from the device's occupancy
+(nothing forces it), so on another card the paths reached may differ. Against an fp32
+reference, every mode, bias or not, M across the tactic's band; out is poisoned with NaN first,
+so an element no split wrote fails.
 """
 
 import pytest
