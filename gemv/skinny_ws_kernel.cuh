@@ -84,7 +84,6 @@ __device__ __forceinline__ void tma_2d_evict_first(uint32_t dst, const CUtensorM
       :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "l"(policy) : "memory");
 }
 
-
 }  // namespace ws
 
 // tx: x [m, k] (box 64 k x 8*NT tokens, 128-byte swizzle); tw: the packed weight as 32-bit words,
@@ -137,10 +136,8 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
   if (warp == ws::kConsumerWarps) {
     if (lane == 0) {
       const uint64_t policy = gemv::evict_first_policy();
-#ifdef W4A16_WS_TRACE
-      long long t_empty = 0;
-      const long long t_prod = clock64();
-#endif
+      W4A16_WS_COUNTER(t_empty);
+      W4A16_WS_CLOCK(t_prod);
       for (int i = 0; i < my; ++i) {
         const int slot = i % S;
         W4A16_WS_CLOCK(t0);
@@ -171,9 +168,8 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     // 14-bit field does not carry). K-major B, 128-byte swizzle: 16 k = 32 bytes into the
     // swizzled rows, 1024 bytes between groups of 8 token rows, layout type 1 (bits 62-63).
     const uint64_t desc0 = gemv::wgmma_desc(stages0, 16, 1024) | (1ull << 62);
-#ifdef W4A16_WS_TRACE
-    long long t_full = 0, t_mma = 0;
-#endif
+    W4A16_WS_COUNTER(t_full);
+    W4A16_WS_COUNTER(t_mma);
     for (int i = 0; i < my; ++i) {
       const int slot = i % S;
       const uint32_t st = stages0 + slot * L::kStage;

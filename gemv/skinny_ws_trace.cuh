@@ -18,6 +18,7 @@ __device__ unsigned long long* ws_trace;
     if (::w4a16::skinny::ws::ws_trace != nullptr && threadIdx.x == 0)            \
       ::w4a16::skinny::ws::ws_trace[blockIdx.x * 16 + (slot)] = clock64();       \
   } while (0)
+#define W4A16_WS_COUNTER(var) long long var = 0
 #define W4A16_WS_CLOCK(var) const long long var = clock64()
 #define W4A16_WS_SUM(acc, since) acc += clock64() - (since)
 #define W4A16_WS_PUT(tid, slot, value)                                          \
@@ -29,6 +30,7 @@ __device__ unsigned long long* ws_trace;
 #define W4A16_WS_MARK(slot) \
   do {                      \
   } while (0)
+#define W4A16_WS_COUNTER(var)
 #define W4A16_WS_CLOCK(var)
 #define W4A16_WS_SUM(acc, since)
 #define W4A16_WS_PUT(tid, slot, value)
