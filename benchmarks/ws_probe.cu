@@ -8,7 +8,10 @@
 //   ./ws_probe KxN [KxN ...]      M = 17,33,64 (PROBE_M sets them); PROBE_S=splits: one split;
 //                                 PROBE_DTYPE=bf16; PROBE_TRACE_ALL=1 (with -DW4A16_WS_TRACE): the
 //                                 trace of every variant at every split; -DPROBE_STAGE_SWEEP: rings of 4, 8 and 12 stages
-//                                 at 32 and 64 tokens
+//                                 at 32 and 64 tokens; PROBE_SPREAD=1: the product's kernel timed
+//                                 once more ("spread") with the dynamic shared memory that lets at
+//                                 most ceil(CTAs / SMs) CTAs share an SM (tried in the twenty-third
+//                                 session: never faster)
 //
 // -DWS_PROBE_BASE / -DWS_PROBE_ALT / -DWS_PROBE_ALT2 name headers with other forms of the kernel
 // as w4a16::skinny_old:: / skinny_alt:: / skinny_alt2::skinny_ws_kernel (same template and arguments): all
@@ -124,8 +127,22 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
 #ifdef WS_PROBE_BASE
   kerns.insert(kerns.begin(), {"base", (void*)skinny_old::skinny_ws_kernel<T, QuantMode::kGroupwise, NT, S>});
 #endif
+  // PROBE_SPREAD=1: the product's kernel once more ("spread"), launched with the dynamic shared
+  // memory that lets at most ceil(CTAs / SMs) CTAs share an SM (W::kSmem where that is already so).
+  const char* spread_env = std::getenv("PROBE_SPREAD");
+  const bool spread = spread_env != nullptr && atoi(spread_env) != 0;
+  if (spread) kerns.push_back({"spread", kern_new});
+  if (kerns.size() > 4) { printf("at most 4 forms (base, alt, alt2, new, spread)\n"); exit(1); }
+  int sm_cap = 0, sm_res = 0, sm_optin = 0;
+  {
+    int dev = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&sm_cap, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    CK(cudaDeviceGetAttribute(&sm_res, cudaDevAttrReservedSharedMemoryPerBlock, dev));
+    CK(cudaDeviceGetAttribute(&sm_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  }
   for (auto& kv : kerns) {
-    CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize, W::kSmem));
+    CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize, spread ? sm_optin : W::kSmem));
     CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   }
   const int rbs = (n + 15) / 16;
@@ -195,15 +212,26 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
       if (k / skinny::kChunkK < s) break;
       if (const char* f = std::getenv("PROBE_S"); f && atoi(f) != s) continue;
       if (slots_of[s] <= 0) continue;
-      cudaLaunchAttribute at[2];
+      cudaLaunchAttribute at[2], at_sp[2];
       const cudaLaunchConfig_t cfg = gemv::cluster_config(row_groups * s, skinny::ws::kThreads, W::kSmem, s, stream, at);
+      int smem_sp = W::kSmem;
+      {
+        int sms_now = 0, dev = 0;
+        CK(cudaGetDevice(&dev));
+        CK(cudaDeviceGetAttribute(&sms_now, cudaDevAttrMultiProcessorCount, dev));
+        const int per_sm = (row_groups * s + sms_now - 1) / sms_now;
+        // the least size at which per_sm + 1 CTAs no longer fit an SM
+        const int want = sm_cap / (per_sm + 1) - sm_res + 128;
+        if (want > smem_sp && want <= sm_optin) smem_sp = want;
+      }
+      const cudaLaunchConfig_t cfg_sp = gemv::cluster_config(row_groups * s, skinny::ws::kThreads, smem_sp, s, stream, at_sp);
       float t[4] = {1e9f, 1e9f, 1e9f, 1e9f};
       bool wrong[4] = {false, false, false, false};
       for (size_t v = 0; v < kerns.size(); ++v) {
         auto launch = [&](int c) {
           skinny::ws::Params prm{ss[c], nullptr, out, m, n, k, g, s, (int64_t)n};
           void* args[] = {(void*)&txm, (void*)&twm[c], (void*)&tsm[c], (void*)&tsm[c], &prm};
-          CK(cudaLaunchKernelExC(&cfg, kerns[v].second, args));
+          CK(cudaLaunchKernelExC(kerns[v].first == std::string("spread") ? &cfg_sp : &cfg, kerns[v].second, args));
         };
         CK(cudaMemsetAsync(out, 0xff, 128L * n * 2, stream));
         launch(0);
@@ -225,10 +253,11 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
             const int c = r % copies;
             skinny::ws::Params prm{ss[c], nullptr, out, m, n, k, g, s, (int64_t)n};
             void* args[] = {(void*)&txm, (void*)&twm[c], (void*)&tsm[c], (void*)&tsm[c], &prm};
-            CK(cudaLaunchKernelExC(&cfg, kerns[v].second, args));
+            CK(cudaLaunchKernelExC(kerns[v].first == std::string("spread") ? &cfg_sp : &cfg, kerns[v].second, args));
           }, reps);
           t[v] = std::min(t[v], tv);
         }
+      if (spread) printf(" [%d:smem %d]", s, smem_sp);
       printf(" %d:", s);
       for (size_t v = 0; v < kerns.size(); ++v) {
         printf("%s%.2f%s", v ? "/" : "", t[v], wrong[v] ? "!WRONG" : "");
@@ -244,7 +273,7 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
         CK(cudaMemcpyToSymbol(skinny::ws::ws_trace, &tr, sizeof(tr)));
         skinny::ws::Params prm{ss[1 % copies], nullptr, out, m, n, k, g, s, (int64_t)n};
         void* args[] = {(void*)&txm, (void*)&twm[1 % copies], (void*)&tsm[1 % copies], (void*)&tsm[1 % copies], &prm};
-        CK(cudaLaunchKernelExC(&cfg, kerns[v].second, args));
+        CK(cudaLaunchKernelExC(kerns[v].first == std::string("spread") ? &cfg_sp : &cfg, kerns[v].second, args));
         CK(cudaStreamSynchronize(stream));
         std::vector<unsigned long long> h((size_t)ctas * 16);
         CK(cudaMemcpy(h.data(), tr, h.size() * 8, cudaMemcpyDeviceToHost));

@@ -3,9 +3,9 @@
 //
 // A CTA owns 128 rows and one K slice (a cluster of `splits` CTAs shares a row group and sums
 // its partials through distributed shared memory in a fixed order, as the other skinny forms).
-// One producer warp (its lane 0) fills a ring of S stages by tensor copies (TMA); each stage is
-// 64 k: x for all 8*NT token rows (128-byte swizzle: the wgmma B operand, token rows past m
-// arrive as zeros), the packed weight of the CTA's eight 16-row blocks (512 bytes each, the
+// One producer warp (one elected lane issuing) fills a ring of S stages by tensor copies (TMA);
+// each stage is 64 k: x for all 8*NT token rows (128-byte swizzle: the wgmma B operand, token
+// rows past m arrive as zeros), the packed weight of the CTA's eight 16-row blocks (512 bytes each, the
 // PackedWeightLayout's contiguous k run), and the rows' scale (and zero) of the stage's group.
 // Two consumer warpgroups each take 64 rows: per stage one ldmatrix of the fragment words, the
 // dequantization with the scale folded in (gemv/skinny_kernel.cuh, dequant_scaled), four
@@ -27,6 +27,11 @@
 // the first stage are at most ~16% and the wgmma waits ~1%: the consumers' own instruction chain
 // (about 115 instructions per stage, ncu) bounds it; the reduction after the loop was 6-43% of a
 // CTA's cycles (more at 64 tokens and on small layers) before its reads were made 16 bytes wide.
+// Both loops carry their slot, phase and scale group as counters, with the addresses fixed before
+// the loops, and the whole producer warp runs its loop with one elected lane issuing the copies
+// ("Twenty-third session"; static SASS per stage, fp16 m64: consumers 110 -> 89 instructions,
+// producer 75 -> 46): 1.19x faster at one split and 1.04x at the launcher's split in geomean over
+// the probe's 16 layers, nearly all of it the producer's (it bounds CTAs that stream long K).
 #pragma once
 
 #include <cooperative_groups.h>
@@ -71,6 +76,19 @@ struct Params {
   int64_t ld_out;
 };
 
+// True in one lane of the (fully active) warp: work one lane issues inside warp-uniform control
+// flow, so that the compiler keeps its operands in uniform registers (no per-lane branch around
+// each copy).
+__device__ __forceinline__ bool elect_one_sync() {
+  uint32_t pred = 0;
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "elect.sync _|p, 0xffffffff;\n"
+      "selp.u32 %0, 1, 0, p;\n"
+      "}\n" : "=r"(pred));
+  return pred != 0;
+}
 __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
@@ -134,23 +152,51 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
 
   if (warp == ws::kConsumerWarps) {
-    if (lane == 0) {
+    {  // the whole producer warp runs the loop on warp-uniform values; one elected lane issues
       const uint64_t policy = gemv::evict_first_policy();
       W4A16_WS_COUNTER(t_empty);
       W4A16_WS_CLOCK(t_prod);
+      // Slot, phase and the scale row's group as counters (group_size is a multiple of 64): no
+      // division per stage in the producer warp, and none before its first copy where the stages
+      // per group are a power of two.
+      const int per_group = p.group_size / kChunkK;
+      int grp;
+      if ((per_group & (per_group - 1)) == 0) {
+        grp = st_begin >> (__ffs(per_group) - 1);
+      } else {
+        int d = per_group;
+        asm volatile("" : "+r"(d));  // keeps the division in this branch (not computed ahead)
+        grp = st_begin / d;
+      }
+      int slot = 0, in_grp = st_begin - grp * per_group;
+      uint32_t phase = 0;
+      uint32_t stages_addr = gemv::smem_addr(stages), full0 = gemv::smem_addr(full), empty0 = gemv::smem_addr(empty);
+      gemv::pin(stages_addr);  // opaque: not rebuilt from the special registers every stage
+      gemv::pin(full0);
+      gemv::pin(empty0);
       for (int i = 0; i < my; ++i) {
-        const int slot = i % S;
         W4A16_WS_CLOCK(t0);
-        if (i >= S) gemv::mbarrier_wait(gemv::smem_addr(empty + slot), ((i / S) - 1) & 1);
+        if (i >= S) gemv::mbarrier_wait(empty0 + slot * 8, phase ^ 1);
         W4A16_WS_SUM(t_empty, t0);
-        const uint32_t st = gemv::smem_addr(stages + slot * L::kStage);
-        const uint32_t bar = gemv::smem_addr(full + slot);
-        gemv::mbarrier_expect_tx(bar, kTx);
+        const uint32_t st = stages_addr + slot * L::kStage;
+        const uint32_t bar = full0 + slot * 8;
         const int c = st_begin + i, k0 = c * kChunkK;
-        ws::tma_2d_evict_first(st + L::kX, &tw, c * 128, tile * 8, bar, policy);
-        ws::tma_2d(st, &tx, k0, 0, bar);
-        if constexpr (kScales) ws::tma_2d(st + L::kX + L::kW, &ts, tile * kRows, k0 / p.group_size, bar);
-        if constexpr (kZeros) ws::tma_2d(st + L::kX + L::kW + kRows * 2, &tz, tile * kRows, k0 / p.group_size, bar);
+        if (ws::elect_one_sync()) {
+          gemv::mbarrier_expect_tx(bar, kTx);
+          ws::tma_2d_evict_first(st + L::kX, &tw, c * 128, tile * 8, bar, policy);
+          ws::tma_2d(st, &tx, k0, 0, bar);
+          if constexpr (kScales) ws::tma_2d(st + L::kX + L::kW, &ts, tile * kRows, grp, bar);
+          if constexpr (kZeros) ws::tma_2d(st + L::kX + L::kW + kRows * 2, &tz, tile * kRows, grp, bar);
+        }
+        __syncwarp();
+        if (++in_grp == per_group) {
+          in_grp = 0;
+          ++grp;
+        }
+        if (++slot == S) {
+          slot = 0;
+          phase ^= 1;
+        }
       }
       W4A16_WS_PUT(ws::kConsumerWarps * 32, 11, t_empty);
       W4A16_WS_PUT(ws::kConsumerWarps * 32, 12, clock64() - t_prod);
@@ -167,21 +213,34 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
     // Descriptors: the ring's base plus byte offsets / 16 (addresses stay below 256 KB, so the
     // 14-bit field does not carry). K-major B, 128-byte swizzle: 16 k = 32 bytes into the
     // swizzled rows, 1024 bytes between groups of 8 token rows, layout type 1 (bits 62-63).
-    const uint64_t desc0 = gemv::wgmma_desc(stages0, 16, 1024) | (1ull << 62);
+    uint64_t desc0 = gemv::wgmma_desc(stages0, 16, 1024) | (1ull << 62);
+    // Slot 0's addresses for this thread; a slot adds slot * kStage bytes (kStage / 16 to a
+    // descriptor), and slot and phase are counters: no division or address rebuild per stage.
+    uint32_t w_addr0 = stages0 + L::kX + warp * 512 + w_lane_off;
+    uint32_t s_addr0 = stages0 + L::kX + L::kW + (warp * 16 + g) * 2;
+    uint32_t full0 = gemv::smem_addr(full), empty0 = gemv::smem_addr(empty);
+    // Opaque from here on: ptxas otherwise rebuilt them from the special registers every stage
+    // (the loop went from about 110 to 89 instructions per stage, fp16 m64).
+    gemv::pin(w_addr0);
+    gemv::pin(s_addr0);
+    gemv::pin(full0);
+    gemv::pin(empty0);
+    gemv::pin(desc0);
     W4A16_WS_COUNTER(t_full);
     W4A16_WS_COUNTER(t_mma);
+    int slot = 0, prev = S - 1;
+    uint32_t phase = 0;
     for (int i = 0; i < my; ++i) {
-      const int slot = i % S;
-      const uint32_t st = stages0 + slot * L::kStage;
+      const uint32_t off = static_cast<uint32_t>(slot * L::kStage);
       W4A16_WS_CLOCK(t0);
-      gemv::mbarrier_wait(gemv::smem_addr(full + slot), (i / S) & 1);
+      gemv::mbarrier_wait(full0 + slot * 8, phase);
       W4A16_WS_SUM(t_full, t0);
       if (i == 0) W4A16_WS_MARK(2);
       uint32_t wq[4];
-      gemv::ldmatrix_x4(wq, st + L::kX + warp * 512 + w_lane_off);
+      gemv::ldmatrix_x4(wq, w_addr0 + off);
       uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
       if constexpr (kScales) {
-        const uint32_t srow = st + L::kX + L::kW + (warp * 16 + g) * 2;
+        const uint32_t srow = s_addr0 + off;
         s_lo = splat16(gemv::lds_u16(srow));
         s_hi = splat16(gemv::lds_u16(srow + 16));
         if constexpr (kZeros) {
@@ -196,16 +255,16 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
       W4A16_WS_SUM(t_mma, t1);
       if (i > 0) {
         __syncwarp();
-        if (lane == 0) gemv::mbarrier_arrive(gemv::smem_addr(empty + (i - 1) % S));
+        if (lane == 0) gemv::mbarrier_arrive(empty0 + prev * 8);
       }
       uint32_t fr[4][4];
 #pragma unroll
       for (int a = 0; a < 4; ++a) dequant_scaled<T, kMode>(wq[a], s_lo, s_hi, z_lo, z_hi, fr[a]);
+      const uint64_t dslot = desc0 + (off >> 4);
       uint64_t desc[4];
 #pragma unroll
       for (int a = 0; a < 4; ++a) {
-        desc[a] = desc0 + ((slot * L::kStage + a * 32) >> 4);
-        gemv::pin(desc[a]);
+        desc[a] = dslot + a * 2;
 #pragma unroll
         for (int j = 0; j < 4; ++j) gemv::pin(fr[a][j]);
       }
@@ -213,6 +272,11 @@ __global__ void __launch_bounds__(ws::kThreads, NT <= 8 ? 2 : 1)
 #pragma unroll
       for (int a = 0; a < 4; ++a) gemv::Wgmma<T, NT>::run(acc, fr[a], desc[a]);
       gemv::wgmma_commit();
+      prev = slot;
+      if (++slot == S) {
+        slot = 0;
+        phase ^= 1;
+      }
     }
     gemv::wgmma_wait<0>();
     W4A16_WS_MARK(3);

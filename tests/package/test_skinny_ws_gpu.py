@@ -34,14 +34,20 @@ def ms(max_m):
     return sorted({low, (low + max_m) // 2 | 1, max_m})
 
 
-@pytest.mark.parametrize("name", [k["name"] for k in WS] or ["(no ws tactic in this build)"])
-def test_ws_reduction_paths_match_the_reference(name):
+def tactic(name):
+    """The ws tactic's listing entry; skips where the build holds none or the GPU is not Hopper."""
     info = next((k for k in WS if k["name"] == name), None)
     if info is None:
-        pytest.skip("this build holds no _ws tactic")
+        pytest.skip("this build holds no such _ws tactic")
     cc = kernels.compute_capability(torch.device("cuda", torch.cuda.current_device()))
     if not kernels.runs_on(parse_name(name), cc):
         pytest.skip(f"{name} does not serve sm_{cc} (Hopper only)")
+    return info
+
+
+@pytest.mark.parametrize("name", [k["name"] for k in WS] or ["(no ws tactic in this build)"])
+def test_ws_reduction_paths_match_the_reference(name):
+    info = tactic(name)
     dtype = DT[info["dtype"]]
     group = None if info["mode"] == "per_column" else 128
     for n, k in SHAPES:
@@ -58,3 +64,28 @@ def test_ws_reduction_paths_match_the_reference(name):
             assert not torch.isnan(out).any(), f"{n}x{k} M={m}: unwritten output"
             err = ((out.float() - ref).norm() / ref.norm()).item()
             assert err < TOL[info["dtype"]], f"{n}x{k} M={m}: relative error {err:.2e}"
+
+
+# (N, K, group): the producer carries the scale group as a counter from its split's first stage,
+# which falls inside a group when the stages per group (group / 64) exceed 1: 1 (group 64), 3
+# (192, not a power of two: the division branch), 4 (256), 19 (1216: the division branch with
+# split starts inside groups 1-3 at the 16 splits both tactics took on an H200) and all of K.
+GROUP_SHAPES = [(3072, 3072, 64), (3072, 3072, 192), (2048, 8192, 256), (896, 4864, 1216), (896, 4864, 4864)]
+
+
+@pytest.mark.parametrize("name", [k["name"] for k in WS if k["mode"] != "per_column"]
+                         or ["(no groupwise ws tactic in this build)"])
+def test_ws_scale_groups_from_mid_group_split_starts(name):
+    info = tactic(name)
+    dtype = DT[info["dtype"]]
+    for n, k, group in GROUP_SHAPES:
+        torch.manual_seed(seed_of(name, n, k, group))
+        p, w_ref = quantized_weight(n, k, info["mode"], group, dtype)
+        for m in (17, info["max_m"]):
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+            w4a16_build.gemm(x, p, tactic=name, out=out)
+            ref = x.float() @ w_ref.t()
+            assert not torch.isnan(out).any(), f"{n}x{k} g{group} M={m}: unwritten output"
+            err = ((out.float() - ref).norm() / ref.norm()).item()
+            assert err < TOL[info["dtype"]], f"{n}x{k} g{group} M={m}: relative error {err:.2e}"
