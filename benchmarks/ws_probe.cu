@@ -7,7 +7,8 @@
 //        -o ws_probe [-DPROBE_CUBLAS -lcublas] [-DW4A16_WS_TRACE] [-DWS_PROBE_BASE='"file.cuh"']
 //   ./ws_probe KxN [KxN ...]      M = 17,33,64 (PROBE_M sets them); PROBE_S=splits: one split;
 //                                 PROBE_DTYPE=bf16; PROBE_TRACE_ALL=1 (with -DW4A16_WS_TRACE): the
-//                                 trace of every variant at every split; -DPROBE_STAGE_SWEEP: rings of 4, 8 and 12 stages
+//                                 trace of every variant at every split; -DPROBE_NT_SWEEP: token tiles of 24-64
+//                                 (24 and 32 for m <= 24, 40-64 for larger m); -DPROBE_STAGE_SWEEP: rings of 4, 8 and 12 stages
 //                                 at 32 and 64 tokens; PROBE_SPREAD=1: the product's kernel timed
 //                                 once more ("spread") with the dynamic shared memory that lets at
 //                                 most ceil(CTAs / SMs) CTAs share an SM (tried in the twenty-third
@@ -114,7 +115,11 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   using W = skinny::SkinnyWs<T, QuantMode::kGroupwise, NT, S>;
   const int g = 128;
   std::vector<int> ms;
+#ifdef PROBE_NT_SWEEP  // token tiles of 24-64: 24 and 32 for m <= 24, 40 / 48 / 56 / 64 for m > 24 (as fits)
+  for (int m : ms_all) if (m <= 8 * NT && (NT <= 4 ? m <= 24 : m > 24)) ms.push_back(m);
+#else
   for (int m : ms_all) if (m <= 8 * NT && (NT == 4 || m > 4 * NT)) ms.push_back(m);
+#endif
   if (ms.empty()) return 0;
   void* kern_new = (void*)skinny::skinny_ws_kernel<T, QuantMode::kGroupwise, NT, S>;
   std::vector<std::pair<const char*, void*>> kerns = {{"new", kern_new}};  // at most 4 (t, wrong, best)
@@ -332,7 +337,9 @@ int run_all(int argc, char** argv, const char* dtname) {
 #else
 #define PROBE_LAYER(NT, S) run_layer<T, NT, S>(k, n, ms, stream, dtname)
 #endif
-#ifdef PROBE_STAGE_SWEEP  // ring depths beside the product's 8
+#if defined(PROBE_NT_SWEEP)
+    PROBE_LAYER(3, 8); PROBE_LAYER(4, 8); PROBE_LAYER(5, 8); PROBE_LAYER(6, 8); PROBE_LAYER(7, 8); PROBE_LAYER(8, 8);
+#elif defined(PROBE_STAGE_SWEEP)  // ring depths beside the product's 8
     PROBE_LAYER(4, 4); PROBE_LAYER(4, 8); PROBE_LAYER(4, 12);
     PROBE_LAYER(8, 4); PROBE_LAYER(8, 8); PROBE_LAYER(8, 12);
 #else

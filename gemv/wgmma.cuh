@@ -52,12 +52,20 @@ struct Wgmma;
 // scale-d predicate (accumulate).
 #define W4A16_D4(t) "+f"(d[t][0]), "+f"(d[t][1]), "+f"(d[t][2]), "+f"(d[t][3])
 #define W4A16_D_2 W4A16_D4(0), W4A16_D4(1)
+#define W4A16_D_3 W4A16_D_2, W4A16_D4(2)
 #define W4A16_D_4 W4A16_D_2, W4A16_D4(2), W4A16_D4(3)
+#define W4A16_D_5 W4A16_D_4, W4A16_D4(4)
+#define W4A16_D_6 W4A16_D_5, W4A16_D4(5)
+#define W4A16_D_7 W4A16_D_6, W4A16_D4(6)
 #define W4A16_D_8 W4A16_D_4, W4A16_D4(4), W4A16_D4(5), W4A16_D4(6), W4A16_D4(7)
 #define W4A16_D_16 W4A16_D_8, W4A16_D4(8), W4A16_D4(9), W4A16_D4(10), W4A16_D4(11), W4A16_D4(12), W4A16_D4(13), \
                    W4A16_D4(14), W4A16_D4(15)
 #define W4A16_R_2 "%0,%1,%2,%3,%4,%5,%6,%7"
+#define W4A16_R_3 W4A16_R_2 ",%8,%9,%10,%11"
 #define W4A16_R_4 W4A16_R_2 ",%8,%9,%10,%11,%12,%13,%14,%15"
+#define W4A16_R_5 W4A16_R_4 ",%16,%17,%18,%19"
+#define W4A16_R_6 W4A16_R_5 ",%20,%21,%22,%23"
+#define W4A16_R_7 W4A16_R_6 ",%24,%25,%26,%27"
 #define W4A16_R_8 W4A16_R_4 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
 #define W4A16_R_16 W4A16_R_8 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47" \
                    ",%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
@@ -77,7 +85,11 @@ struct Wgmma;
   W4A16_WGMMA(__nv_bfloat16, "bf16", NT, N, DREGS, AREGS, DESC, ONE, __VA_ARGS__)
 
 W4A16_WGMMA_BOTH(2, "16", W4A16_R_2, "%8,%9,%10,%11", "%12", "%13", W4A16_D_2)
+W4A16_WGMMA_BOTH(3, "24", W4A16_R_3, "%12,%13,%14,%15", "%16", "%17", W4A16_D_3)
 W4A16_WGMMA_BOTH(4, "32", W4A16_R_4, "%16,%17,%18,%19", "%20", "%21", W4A16_D_4)
+W4A16_WGMMA_BOTH(5, "40", W4A16_R_5, "%20,%21,%22,%23", "%24", "%25", W4A16_D_5)
+W4A16_WGMMA_BOTH(6, "48", W4A16_R_6, "%24,%25,%26,%27", "%28", "%29", W4A16_D_6)
+W4A16_WGMMA_BOTH(7, "56", W4A16_R_7, "%28,%29,%30,%31", "%32", "%33", W4A16_D_7)
 W4A16_WGMMA_BOTH(8, "64", W4A16_R_8, "%32,%33,%34,%35", "%36", "%37", W4A16_D_8)
 W4A16_WGMMA_BOTH(16, "128", W4A16_R_16, "%64,%65,%66,%67", "%68", "%69", W4A16_D_16)
 
@@ -85,11 +97,19 @@ W4A16_WGMMA_BOTH(16, "128", W4A16_R_16, "%64,%65,%66,%67", "%68", "%69", W4A16_D
 #undef W4A16_WGMMA
 #undef W4A16_R_16
 #undef W4A16_R_8
+#undef W4A16_R_7
+#undef W4A16_R_6
+#undef W4A16_R_5
 #undef W4A16_R_4
+#undef W4A16_R_3
 #undef W4A16_R_2
 #undef W4A16_D_16
 #undef W4A16_D_8
+#undef W4A16_D_7
+#undef W4A16_D_6
+#undef W4A16_D_5
 #undef W4A16_D_4
+#undef W4A16_D_3
 #undef W4A16_D_2
 #undef W4A16_D4
 
