@@ -12,8 +12,10 @@
 // Two consumer warpgroups each take 64 rows: per stage one ldmatrix of the fragment words, the
 // dequantization with the scale folded in (gemv/skinny_kernel.cuh, dequant_scaled), four
 // wgmma m64 x 8*NT x k16 with the fragment as the register A operand, then the stage goes back
-// to the producer. A stage's wgmma are waited for before the next stage's fragments are written
-// (ptxas serializes every wgmma otherwise, C7513): the overlap comes from the other warpgroup.
+// to the producer. A stage's wgmma are waited for before the next stage's fragments are written:
+// the overlap comes from the other warpgroup. (Waiting per 16 k instead, with three groups in
+// flight in CUTLASS's mixed-input order, which ptxas accepts, was 0.84-0.98x as fast: four wgmma
+// issue points per stage instead of one; benchmarks/NOTES.md, "Twenty-fourth session".)
 //
 // After the loop the ring holds the CTA's fp32 partials, [tokens][128 rows] with 32-byte aligned
 // token rows; each CTA of the cluster sums its share of the rows over all partials, four rows

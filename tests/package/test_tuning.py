@@ -404,7 +404,8 @@ def test_the_warp_specialized_skinny_kernel_takes_m_17_to_64_on_mid_size_layers(
 def test_the_ws_rules_take_the_smallest_token_tile_that_fits():
     """Twenty-fourth session: with the 40-, 48- and 56-token ws tiles built, the ws rules rank the
     smallest tile that takes M first (the form's time grows with its tile, not with M): m40 at
-    M = 33-40, m48 at 41-48, m56 at 49-56, m64 above; m32 up to 32 tokens."""
+    M = 33-40, m48 at 41-48, m56 at 49-56, m64 above; m32 up to 32 tokens. (The order is the skinny
+    family's rank_key, which already put the smallest max_m first: this pins it for the new tiles.)"""
     tiles = (32, 40, 48, 56, 64)
     ws = {f"ws{t}": f"fp16_int4_groupwise_skinny_m{t}_r16_s8_ws" for t in tiles}
     short = dict(SHORT, **{v: k for k, v in ws.items()})
@@ -417,22 +418,33 @@ def test_the_ws_rules_take_the_smallest_token_tile_that_fits():
 def test_the_ws_form_takes_large_layers_at_m_33_to_48():
     """Twenty-fourth session: with the 40- and 48-token tiles the ws form beat the CUTLASS choice
     past the first ws rule's N and N*K bounds at M = 33-48 (development and held-out layers up to N
-    57344 and N*K 470M): a rule without the N*K bound takes them, K >= 2048 and N <= 60000; not at
-    M = 32 or 49 (not re-timed there), not on an LM head (N >= 128256) or a shallow layer."""
+    57344 and N*K 470M): one rule per tile takes them, K >= 3584 and N <= 60000; not at M = 32 or
+    49 (not re-timed there), not past those bounds, and not in a build without the mid tiles (the
+    64-token tile lost to CUTLASS there)."""
     tiles = (32, 40, 48, 56, 64)
     ws = {f"ws{t}": f"fp16_int4_groupwise_skinny_m{t}_r16_s8_ws" for t in tiles}
     short = dict(SHORT, **{v: k for k, v in ws.items()})
     ks = KS + [parse_name(v) for v in ws.values()]
     kw = dict(dtype="fp16", mode="groupwise", group=128)
 
-    def first(m, n, k):
-        return short[rank_by_heuristic(ks, m, n, 132, k=k, **kw)[0]]
+    def first(m, n, k, kernels=ks):
+        return short[rank_by_heuristic(kernels, m, n, 132, k=k, **kw)[0]]
 
     assert first(33, 28672, 4096) == "ws40"      # N 28672, N*K 117M: past the first rule's bounds
     assert first(40, 8192, 28672) == "ws40"
+    assert first(41, 28672, 4096) == "ws48"
     assert first(47, 57344, 8192) == "ws48"      # 470M
-    for m, n, k in ((32, 28672, 4096), (49, 28672, 4096), (33, 128256, 4096), (33, 28672, 1536)):
+    assert first(48, 60000, 3584) == "ws48"      # the bounds themselves
+    for m, n, k in ((32, 28672, 4096), (49, 28672, 4096), (33, 60001, 4096), (33, 128256, 4096),
+                    (33, 28672, 3583), (48, 28672, 2048)):
         assert not first(m, n, k).startswith("ws"), (m, n, k)
+    # Within the first rule's bounds the shallower layers keep the ws form (K >= 2048 there).
+    assert first(33, 8192, 2048) == "ws40"
+    # A build with the 32- and 64-token tiles only: past the bounds the CUTLASS choice stays.
+    old = KS + [parse_name(ws["ws32"]), parse_name(ws["ws64"])]
+    for m, n, k in ((33, 28672, 4096), (47, 57344, 8192)):
+        assert not first(m, n, k, old).startswith("ws"), (m, n, k)
+    assert first(33, 4096, 4096, old) == "ws64"  # inside them the first rule's order is unchanged
 
 
 def test_a_ranking_without_k_skips_the_measured_rows():
