@@ -371,6 +371,15 @@ def test_the_warpgroup_skinny_kernel_takes_m_17_to_32_on_narrow_small_layers():
     assert parse_name(rank_by_heuristic(no_wg, 24, 2048, 132, k=2048, **kw)[0]).family == "cutlass"
 
 
+def ws_first(tiles):
+    """first(m, n, k): the short name (SHORT, or wsT for the r16 s8 ws tactic of T tokens) the
+    heuristic ranks first, fp16 groupwise g128, over KS and the ws tactics of `tiles`."""
+    ws = {f"ws{t}": f"fp16_int4_groupwise_skinny_m{t}_r16_s8_ws" for t in tiles}
+    short = dict(SHORT, **{v: k for k, v in ws.items()})
+    ks = KS + [parse_name(v) for v in ws.values()]
+    return lambda m, n, k: short[rank_by_heuristic(ks, m, n, 132, k=k, dtype="fp16", mode="groupwise", group=128)[0]]
+
+
 def test_the_warp_specialized_skinny_kernel_takes_m_17_to_64_on_mid_size_layers():
     """Issue 15 (twenty-first session): the warp-specialized form (mma ws) is ranked first where
     the H200 development data had it faster than the previous choice (benchmarks/NOTES.md,
@@ -378,13 +387,8 @@ def test_the_warp_specialized_skinny_kernel_takes_m_17_to_64_on_mid_size_layers(
     to 32 tokens and m64 above; and (twenty-second session) M = 49-64 with K >= 3072; not at M = 16
     or 65, not on a wide, a large or a shallow layer; ahead of the warpgroup form where both rules
     cover the call; a build without it keeps the old order."""
-    ws = {"ws32": "fp16_int4_groupwise_skinny_m32_r16_s8_ws", "ws64": "fp16_int4_groupwise_skinny_m64_r16_s8_ws"}
-    short = dict(SHORT, **{v: k for k, v in ws.items()})
-    ks = KS + [parse_name(v) for v in ws.values()]
+    first = ws_first((32, 64))
     kw = dict(dtype="fp16", mode="groupwise", group=128)
-
-    def first(m, n, k):
-        return short[rank_by_heuristic(ks, m, n, 132, k=k, **kw)[0]]
 
     assert first(17, 2048, 2048) == "ws32"                  # the warpgroup rule covers it too: ws first
     assert first(32, 5120, 4096) == "ws32"
@@ -406,13 +410,9 @@ def test_the_ws_rules_take_the_smallest_token_tile_that_fits():
     smallest tile that takes M first (the form's time grows with its tile, not with M): m40 at
     M = 33-40, m48 at 41-48, m56 at 49-56, m64 above; m32 up to 32 tokens. (The order is the skinny
     family's rank_key, which already put the smallest max_m first: this pins it for the new tiles.)"""
-    tiles = (32, 40, 48, 56, 64)
-    ws = {f"ws{t}": f"fp16_int4_groupwise_skinny_m{t}_r16_s8_ws" for t in tiles}
-    short = dict(SHORT, **{v: k for k, v in ws.items()})
-    ks = KS + [parse_name(v) for v in ws.values()]
-    kw = dict(dtype="fp16", mode="groupwise", group=128)
+    first = ws_first((32, 40, 48, 56, 64))
     for m, want in ((17, 32), (32, 32), (33, 40), (40, 40), (41, 48), (48, 48), (49, 56), (56, 56), (57, 64), (64, 64)):
-        assert short[rank_by_heuristic(ks, m, 4096, 132, k=4096, **kw)[0]] == f"ws{want}", m
+        assert first(m, 4096, 4096) == f"ws{want}", m
 
 
 def test_the_ws_form_takes_large_layers_at_m_33_to_48():
@@ -421,14 +421,7 @@ def test_the_ws_form_takes_large_layers_at_m_33_to_48():
     57344 and N*K 470M): one rule per tile takes them, K >= 3584 and N <= 60000; not at M = 32 or
     49 (not re-timed there), not past those bounds, and not in a build without the mid tiles (the
     64-token tile lost to CUTLASS there)."""
-    tiles = (32, 40, 48, 56, 64)
-    ws = {f"ws{t}": f"fp16_int4_groupwise_skinny_m{t}_r16_s8_ws" for t in tiles}
-    short = dict(SHORT, **{v: k for k, v in ws.items()})
-    ks = KS + [parse_name(v) for v in ws.values()]
-    kw = dict(dtype="fp16", mode="groupwise", group=128)
-
-    def first(m, n, k, kernels=ks):
-        return short[rank_by_heuristic(kernels, m, n, 132, k=k, **kw)[0]]
+    first, old = ws_first((32, 40, 48, 56, 64)), ws_first((32, 64))
 
     assert first(33, 28672, 4096) == "ws40"      # N 28672, N*K 117M: past the first rule's bounds
     assert first(40, 8192, 28672) == "ws40"
@@ -441,10 +434,9 @@ def test_the_ws_form_takes_large_layers_at_m_33_to_48():
     # Within the first rule's bounds the shallower layers keep the ws form (K >= 2048 there).
     assert first(33, 8192, 2048) == "ws40"
     # A build with the 32- and 64-token tiles only: past the bounds the CUTLASS choice stays.
-    old = KS + [parse_name(ws["ws32"]), parse_name(ws["ws64"])]
     for m, n, k in ((33, 28672, 4096), (47, 57344, 8192)):
-        assert not first(m, n, k, old).startswith("ws"), (m, n, k)
-    assert first(33, 4096, 4096, old) == "ws64"  # inside them the first rule's order is unchanged
+        assert not old(m, n, k).startswith("ws"), (m, n, k)
+    assert old(33, 4096, 4096) == "ws64"  # inside them the first rule's order is unchanged
 
 
 def test_a_ranking_without_k_skips_the_measured_rows():

@@ -5,34 +5,21 @@ form's time over each form's (above 1: faster than the first form).
 
     python ab_summary.py ab6_fp16.txt
 """
-import math
-import re
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
+from ws_probe_lines import geomean as geo, points  # noqa: E402
 
 
 def rows(path):
-    cur, names, out = None, None, []
-    for line in open(path):
-        m = re.search(r"K=(\d+) N=(\d+)", line)
-        if line.startswith("==") and m:
-            cur = (int(m[1]), int(m[2]))
-            continue
-        m = re.match(r"\w+ m=(\d+) cublas=([\d.]+) pick=(\d+) \|(.*)\| best(.*)", line)
-        if not m:
-            continue
-        names = re.findall(r" (\w+) [\d.]+ \(", m[5])
-        body = re.sub(r"\[trace[^\]]*\]", "", m[4])
-        times = {}
-        for s, vals in re.findall(r" (\d+):([\d./!A-Z]+)", body):
-            if "WRONG" in vals:
-                raise SystemExit(f"a wrong result in {path}: {cur} M={m[1]} split {s}")
-            times[int(s)] = [float(v) for v in vals.split("/")]
-        out.append((cur, int(m[1]), float(m[2]), int(m[3]), times))
-    return names, out
-
-
-def geo(xs):
-    return math.exp(sum(map(math.log, xs)) / len(xs))
+    pts = points(path)
+    for p in pts:
+        if p.wrong:
+            raise SystemExit(f"a wrong result in {path}: {(p.k, p.n)} M={p.m} split {p.wrong[0][0]}")
+    names = pts[-1].forms if pts else None
+    return names, [((p.k, p.n), p.m, p.cublas, p.pick, {s: [t[f] for f in names] for s, t in p.times.items()})
+                   for p in pts]
 
 
 if __name__ == "__main__":

@@ -14,28 +14,18 @@ at each rule's pick, the chosen / fastest ratio, and with --base the first colum
 waves pick over COLUMN's at each rule's pick.
 """
 import math
-import re
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
+from ws_probe_lines import geomean as geo, points  # noqa: E402
 
 CLUSTERS = {4: {1: 396, 2: 198, 3: 124, 4: 92, 6: 62, 8: 45, 12: 28, 16: 21},
             8: {1: 264, 2: 132, 3: 79, 4: 62, 6: 39, 8: 30, 12: 16, 16: 14}}
 
 
-def rows(path, col):
-    cur, out = None, []
-    for line in open(path):
-        m = re.search(r"K=(\d+) N=(\d+).*NT=(\d+)", line)
-        if line.startswith("==") and m:
-            cur = (int(m[1]), int(m[2]), int(m[3]))
-            continue
-        m = re.match(r"\w+ m=(\d+) cublas=([\d.]+) pick=(\d+) \|(.*)\| best(.*)", line)
-        if not m:
-            continue
-        names = re.findall(r" (\w+) [\d.]+ \(", m[5])
-        body = re.sub(r"\[\d+:smem \d+\]", "", m[4])
-        times = {int(s): [float(v) for v in vals.split("/")] for s, vals in re.findall(r" (\d+):([\d./]+)", body)}
-        out.append((cur, int(m[1]), float(m[2]), int(m[3]), {s: dict(zip(names, v)) for s, v in times.items()}))
-    return out
+def rows(path):
+    return [((p.k, p.n, p.nt), p.m, p.cublas, p.pick, p.times) for p in points(path)]
 
 
 def pick(k, n, nt, avail, f=None, cost=8, min_stages=4, sms=132):
@@ -61,10 +51,6 @@ def in_ws_rules(k, n, m):
     return (m <= 48 and k >= 2048) or (49 <= m <= 64 and k >= 3072)
 
 
-def geo(xs):
-    return math.exp(sum(map(math.log, xs)) / len(xs))
-
-
 if __name__ == "__main__":
     args = sys.argv[1:]
     base = None
@@ -73,7 +59,7 @@ if __name__ == "__main__":
         base = args[i + 1]
         del args[i:i + 2]
     path, col = args[0], (args[1] if len(args) > 1 else "new")
-    data = rows(path, col)
+    data = rows(path)
     for c in [col] + ([base] if base else []):
         if any(c not in t[s] for _kn, _m, _cb, _p, t in data for s in t):
             raise SystemExit(f"{path} has no column {c!r}")
