@@ -1,7 +1,8 @@
 // The skinny kernel's warp-specialized form (`mma: ws`, the `_ws` names), Hopper only:
-// out[m, n] = x[m, k] . W[n, k]^T for m <= 8*NT (NT = 4-8 or 16: 32, 40, 48, 56, 64 or 128 tokens;
-// the time per stage grows with the token tile, not with m, so a call takes the smallest tile
-// that fits: benchmarks/NOTES.md, "Twenty-fourth session").
+// out[m, n] = x[m, k] . W[n, k]^T for m <= 8*NT (NT = 1, 2, 4-8 or 16: 8, 16, 32, 40, 48, 56, 64 or
+// 128 tokens; the time per stage grows with the token tile, not with m, so a call takes the
+// smallest tile that fits: benchmarks/NOTES.md, "Twenty-fourth session"; the 8- and 16-token tiles
+// run M = 7-16 on mid-size layers: "Twenty-fifth session").
 //
 // A CTA owns 128 rows and one K slice (a cluster of `splits` CTAs shares a row group and sums
 // its partials through distributed shared memory in a fixed order, as the other skinny forms).

@@ -85,7 +85,7 @@ int choose_splits(int row_groups, int k, Slots&& slots) {
 
 template <class T, QuantMode kMode, int NT, int S>
 struct SkinnyWs {
-  static_assert((NT >= 3 && NT <= 8) || NT == 16, "24-64 tokens in steps of 8 (the generator builds 32-64) or 128");
+  static_assert((NT >= 1 && NT <= 8) || NT == 16, "8-64 tokens in steps of 8 (the generator builds 8, 16, 32-64) or 128");
   static_assert(2 * S * 8 <= ws::kBarBytes, "ring depth out of range");
   static constexpr bool kScales = kMode != QuantMode::kPerColumn;
   static constexpr bool kZeros = kMode == QuantMode::kGroupwiseZero;

@@ -51,6 +51,7 @@ struct Wgmma;
 // then the four A registers, the descriptor and the constant 1 that sets the
 // scale-d predicate (accumulate).
 #define W4A16_D4(t) "+f"(d[t][0]), "+f"(d[t][1]), "+f"(d[t][2]), "+f"(d[t][3])
+#define W4A16_D_1 W4A16_D4(0)
 #define W4A16_D_2 W4A16_D4(0), W4A16_D4(1)
 #define W4A16_D_3 W4A16_D_2, W4A16_D4(2)
 #define W4A16_D_4 W4A16_D_2, W4A16_D4(2), W4A16_D4(3)
@@ -60,7 +61,8 @@ struct Wgmma;
 #define W4A16_D_8 W4A16_D_4, W4A16_D4(4), W4A16_D4(5), W4A16_D4(6), W4A16_D4(7)
 #define W4A16_D_16 W4A16_D_8, W4A16_D4(8), W4A16_D4(9), W4A16_D4(10), W4A16_D4(11), W4A16_D4(12), W4A16_D4(13), \
                    W4A16_D4(14), W4A16_D4(15)
-#define W4A16_R_2 "%0,%1,%2,%3,%4,%5,%6,%7"
+#define W4A16_R_1 "%0,%1,%2,%3"
+#define W4A16_R_2 W4A16_R_1 ",%4,%5,%6,%7"
 #define W4A16_R_3 W4A16_R_2 ",%8,%9,%10,%11"
 #define W4A16_R_4 W4A16_R_2 ",%8,%9,%10,%11,%12,%13,%14,%15"
 #define W4A16_R_5 W4A16_R_4 ",%16,%17,%18,%19"
@@ -84,6 +86,7 @@ struct Wgmma;
   W4A16_WGMMA(__half, "f16", NT, N, DREGS, AREGS, DESC, ONE, __VA_ARGS__)  \
   W4A16_WGMMA(__nv_bfloat16, "bf16", NT, N, DREGS, AREGS, DESC, ONE, __VA_ARGS__)
 
+W4A16_WGMMA_BOTH(1, "8", W4A16_R_1, "%4,%5,%6,%7", "%8", "%9", W4A16_D_1)
 W4A16_WGMMA_BOTH(2, "16", W4A16_R_2, "%8,%9,%10,%11", "%12", "%13", W4A16_D_2)
 W4A16_WGMMA_BOTH(3, "24", W4A16_R_3, "%12,%13,%14,%15", "%16", "%17", W4A16_D_3)
 W4A16_WGMMA_BOTH(4, "32", W4A16_R_4, "%16,%17,%18,%19", "%20", "%21", W4A16_D_4)
@@ -103,6 +106,7 @@ W4A16_WGMMA_BOTH(16, "128", W4A16_R_16, "%64,%65,%66,%67", "%68", "%69", W4A16_D
 #undef W4A16_R_4
 #undef W4A16_R_3
 #undef W4A16_R_2
+#undef W4A16_R_1
 #undef W4A16_D_16
 #undef W4A16_D_8
 #undef W4A16_D_7
@@ -111,6 +115,7 @@ W4A16_WGMMA_BOTH(16, "128", W4A16_R_16, "%64,%65,%66,%67", "%68", "%69", W4A16_D
 #undef W4A16_D_4
 #undef W4A16_D_3
 #undef W4A16_D_2
+#undef W4A16_D_1
 #undef W4A16_D4
 
 }  // namespace w4a16::gemv

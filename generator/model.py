@@ -341,14 +341,14 @@ class GemvConfig(Kernel):
 # wgmma, the dequantized weight as the register A operand and x in shared
 # memory as B: the many-token form for small layers (M = 17-128). With mma = ws
 # (the `_ws` name part; gemv/skinny_ws_kernel.cuh; k_warps 1, rows_per_warp 16,
-# max_m 32-64 in steps of 8, or 128) the CTA is warp-specialized: one producer warp feeds a
+# max_m 8, 16, 32-64 in steps of 8, or 128) the CTA is warp-specialized: one producer warp feeds a
 # ring of `stages` 64-k stages by tensor copies (x, weight, scales), two
 # warpgroups dequantize and issue wgmma.
 SKINNY_CHUNK_K = 64
-# Token tiles of 8 (the mma N dimension): 2, 4, 8, 16; 40, 48 and 56 (5-7 tiles) in the ws form
-# only (rules.skinny_mid_tiles): its time grows with the tile, not with M (benchmarks/NOTES.md,
-# "Twenty-fourth session"), so M = 33-56 takes the smallest tile that fits.
-SKINNY_MAX_M = (16, 32, 40, 48, 56, 64, 128)
+# Token tiles of 8 (the mma N dimension): 2, 4, 8, 16; 1 and 5-7 (max_m 8, 40, 48, 56) in the ws
+# form only (rules.skinny_ws_tiles): its time grows with the tile, not with M (benchmarks/NOTES.md,
+# "Twenty-fourth session" and "Twenty-fifth session"), so a call takes the smallest tile that fits.
+SKINNY_MAX_M = (8, 16, 32, 40, 48, 56, 64, 128)
 SKINNY_ROWS_PER_WARP = (16, 32)
 SKINNY_STAGES = (2, 4, 8)            # weight-ring stages per warp (1-2 KB each)
 SKINNY_K_WARPS = (1, 2, 4, 8)        # warps of a CTA that split K (1: split K over a cluster)

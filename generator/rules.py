@@ -185,21 +185,21 @@ def skinny_wgmma_form(cfg) -> Optional[str]:
 
 
 def skinny_ws_form(cfg) -> Optional[str]:
-    if cfg.mma == "ws" and (cfg.k_warps != 1 or cfg.rows_per_warp != 16 or cfg.max_m < 32):
-        return ("mma ws needs the cluster form with one 16-row block per warp (k_warps 1, rows_per_warp 16) and "
-                "max_m 32-64 or 128: two warpgroups of 64 rows, wgmma N of 32-128 tokens")
+    if cfg.mma == "ws" and (cfg.k_warps != 1 or cfg.rows_per_warp != 16):
+        return ("mma ws needs the cluster form with one 16-row block per warp (k_warps 1, rows_per_warp 16): "
+                "two warpgroups of 64 rows")
     return None
 
 
-def skinny_mid_tiles(cfg) -> Optional[str]:
-    if cfg.max_m in (40, 48, 56) and cfg.mma != "ws":
-        return (f"max_m {cfg.max_m} ({cfg.max_m // 8} token tiles) exists in the warp-specialized form only (mma ws): "
-                "the other forms take 2, 4, 8 or 16 token tiles")
+def skinny_ws_tiles(cfg) -> Optional[str]:
+    if cfg.max_m in (8, 40, 48, 56) and cfg.mma != "ws":
+        return (f"max_m {cfg.max_m} ({cfg.max_m // 8} token tile{'s' if cfg.max_m > 8 else ''}) exists in the "
+                "warp-specialized form only (mma ws): the other forms take 2, 4, 8 or 16 token tiles")
     return None
 
 
 SKINNY_RULES: dict[str, Rule] = {"skinny_wsplit_rows": skinny_wsplit_rows, "skinny_wgmma_form": skinny_wgmma_form,
-                                 "skinny_ws_form": skinny_ws_form, "skinny_mid_tiles": skinny_mid_tiles}
+                                 "skinny_ws_form": skinny_ws_form, "skinny_ws_tiles": skinny_ws_tiles}
 
 
 # The tiled family (model.TiledConfig).

@@ -17,8 +17,8 @@ def test_list_default(repo_root):
     r = run(repo_root, "--list", "--manifest", "default")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "191 kernels (manifest default)"
-    assert len(lines) == 192 and all("_int4_" in x for x in lines[:-1])
+    assert lines[-1] == "203 kernels (manifest default)"
+    assert len(lines) == 204 and all("_int4_" in x for x in lines[:-1])
 
 
 def test_list_is_fast(repo_root):
@@ -32,7 +32,7 @@ def test_list_json_full(repo_root):
     r = run(repo_root, "--list", "--manifest", "full", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2496 + 72 + 540 + 216 + 108 + 6  # CUTLASS + GEMV + skinny + skinny80 + tiled + dequant
+    assert doc["manifest"] == "full" and doc["count"] == len(doc["kernels"]) == 2496 + 72 + 576 + 216 + 108 + 6  # CUTLASS + GEMV + skinny + skinny80 + tiled + dequant
     assert len(doc["manifest_sha256"]) == 64
     k = next(k for k in doc["kernels"] if k["family"] == "cutlass")
     assert set(k) >= {"name", "family", "max_m", "dtype", "mode", "tile_rows", "tile_tokens", "tile_k",
@@ -50,17 +50,17 @@ def test_kernels_filter_and_env(repo_root):
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
     assert lines == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
                      "fp16_int4_per_column_t64x16x128_c1x1_pingpong_persistent",
-                     "2 kernels (manifest minimal, 58 filtered out)"]
+                     "2 kernels (manifest minimal, 64 filtered out)"]
     env["W4A16_KERNELS"] = "bf16_int4_per_column_t*"
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
-    assert lines == ["0 kernels (manifest minimal, 60 filtered out)"]
+    assert lines == ["0 kernels (manifest minimal, 66 filtered out)"]
 
 
 def test_out_writes_sources(repo_root, tmp_path):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     sources = (tmp_path / "sources.txt").read_text().split()
-    assert len(sources) == 4 + 12 + 36 + 1 + 1 + 6 + 1  # CUTLASS, GEMV, skinny, skinny80, tiled, dequant kernels (one per file), registry
+    assert len(sources) == 4 + 12 + 42 + 1 + 1 + 6 + 1  # CUTLASS, GEMV, skinny, skinny80, tiled, dequant kernels (one per file), registry
     assert all((tmp_path / s).is_file() for s in sources)
     r2 = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert "0 written" in r2.stdout
@@ -69,7 +69,7 @@ def test_out_writes_sources(repo_root, tmp_path):
 def test_rejected_lists_rules(repo_root):
     r = run(repo_root, "--rejected", "--manifest", "full")
     assert r.returncode == 0
-    assert "streamk_needs_coop" in r.stdout and "5748 configurations rejected" in r.stdout
+    assert "streamk_needs_coop" in r.stdout and "6144 configurations rejected" in r.stdout
 
 
 @pytest.mark.parametrize("manifest_text, message", [
@@ -112,7 +112,7 @@ def test_estimate(repo_root):
     r = run(repo_root, "--estimate", "--manifest", "default", "--json")
     assert r.returncode == 0, r.stderr
     e = _json.loads(r.stdout)
-    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 72, "skinny80": 12, "tiled": 12, "dequant": 6}
+    assert e["kernels"] == {"cutlass": 69, "gemv": 20, "skinny": 84, "skinny80": 12, "tiled": 12, "dequant": 6}
     assert e["files"] < 101 and e["gb_per_job"] > 4.5  # four kernels per file: fewer, larger compiles
     assert e["jobs"] >= 1 and e["wall_seconds"] > 0 and e["peak_gb_per_job"] > 4
     r = run(repo_root, "--estimate", "--manifest", "minimal")
@@ -264,7 +264,7 @@ def test_empty_kernel_selection_is_refused(repo_root, tmp_path):
     import os
 
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--kernels", "nomatch*")
-    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 60 kernels" in r.stderr, r.stderr
+    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 66 kernels" in r.stderr, r.stderr
     assert not (tmp_path / "g").exists()
     env = dict(os.environ, W4A16_KERNELS="nomatch*")
     r = run(repo_root, "--list", "--manifest", "minimal", env=env)

@@ -40,15 +40,15 @@ def cutlass_only(kernels):
 
 def test_full_counts():
     p = plan(builtin("full"))
-    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 10 * 2 * 4 * 2 * 2 + 72 + 252 * 4 * 3 + 2 * 3 * 4 * 3 * 3 + 2 * 3 * 3 * 2 * 3 + 2 * 3
+    assert len(p.kernels) + len(p.rejected) == 2 * 3 * 3 * 10 * 2 * 4 * 2 * 2 + 72 + 288 * 4 * 3 + 2 * 3 * 4 * 3 * 3 + 2 * 3 * 3 * 2 * 3 + 2 * 3
     assert len([k for k in p.kernels if k.family == "tiled"]) == 108     # every tiled kernel fits 163 KB
     assert len([k for k in p.kernels if k.family == "dequant"]) == 6   # one per dtype and mode
     assert len(cutlass_only(p.kernels)) == 2496
     assert len([k for k in p.kernels if k.family == "gemv"]) == 72
     # skinny: 144 of the cluster form, 216 warp-split (k_warps 2, 4, 8 with rows_per_warp 16 only),
-    # 72 warpgroup (mma wgmma: k_warps 1 and rows_per_warp 16 only), 108 warp-specialized (mma ws:
-    # k_warps 1, rows_per_warp 16, max_m 32, 40, 48, 56, 64, 128; the 40-56 tiles are the ws form's only)
-    assert len([k for k in p.kernels if k.family == "skinny"]) == 144 + 216 + 72 + 108
+    # 72 warpgroup (mma wgmma: k_warps 1 and rows_per_warp 16 only), 144 warp-specialized (mma ws:
+    # k_warps 1, rows_per_warp 16, every max_m; the 8 and 40-56 tiles are the ws form's only)
+    assert len([k for k in p.kernels if k.family == "skinny"]) == 144 + 216 + 72 + 144
     per = {}
     for k in cutlass_only(p.kernels):
         per[(k.dtype, k.mode)] = per.get((k.dtype, k.mode), 0) + 1
@@ -187,4 +187,4 @@ def test_a_skinny_set_without_k_warps_keeps_its_kernels():
     names = [k.name for k in plan(parse(old, "m.yaml")).kernels if k.family == "skinny"]
     assert len(names) == 12 and not any("_kw" in n for n in names)
     every = [k for k in plan(parse(base + "skinny: true\n", "m.yaml")).kernels if k.family == "skinny"]
-    assert len(every) == 540
+    assert len(every) == 576

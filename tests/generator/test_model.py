@@ -103,7 +103,7 @@ def test_a_family_is_decided_by_its_name_pattern_not_a_substring():
     with pytest.raises(ValueError):                            # 24 is not a token tile it has
         parse_name("fp16_int4_groupwise_skinny_m24_r16_s4")
     # 40, 48 and 56 tokens are the warp-specialized form's only (twenty-fourth session)
-    assert [r for r, _ in parse_name("fp16_int4_groupwise_skinny_m48_r16_s4").violations()] == ["skinny_mid_tiles"]
+    assert [r for r, _ in parse_name("fp16_int4_groupwise_skinny_m48_r16_s4").violations()] == ["skinny_ws_tiles"]
     with pytest.raises(ValueError):                            # nor a skinny80 one
         parse_name("fp16_int4_groupwise_skinny80_m48_kw8_s2")
 
@@ -144,13 +144,14 @@ def test_skinny_ws_names():
     ws = parse_name("fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws")
     assert (ws.mma, ws.max_m, ws.k_warps, ws.rows_per_warp, ws.stages) == ("ws", 64, 1, 16, 8) and not ws.violations()
     assert ws.name == "fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws" and ws.to_dict()["mma"] == "ws"
-    for bad in ("fp16_int4_groupwise_skinny_m64_r32_s8_ws", "fp16_int4_groupwise_skinny_m64_r16_s2_kw8_ws",
-                "fp16_int4_groupwise_skinny_m16_r16_s8_ws"):
+    for bad in ("fp16_int4_groupwise_skinny_m64_r32_s8_ws", "fp16_int4_groupwise_skinny_m64_r16_s2_kw8_ws"):
         assert [r for r, _ in parse_name(bad).violations()] == ["skinny_ws_form"], bad
-    # Token tiles of 40, 48 and 56 (5-7 mma N tiles of 8), the ws form only (twenty-fourth session).
-    for m in (40, 48, 56):
+    # Token tiles of 8, 16 (twenty-fifth session) and 40, 48, 56 (twenty-fourth): 8, 40, 48 and 56
+    # are the ws form's only.
+    for m in (8, 16, 40, 48, 56):
         mid = parse_name(f"bf16_int4_groupwise_skinny_m{m}_r16_s8_ws")
         assert mid.token_tiles == m // 8 and not mid.violations(), m
+    assert [r for r, _ in parse_name("fp16_int4_groupwise_skinny_m8_r16_s8").violations()] == ["skinny_ws_tiles"]
     with pytest.raises(ValueError):
         parse_name("fp16_int4_groupwise_skinny_m64_r16_s8_ws_wg")        # one form part at most
 

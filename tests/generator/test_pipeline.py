@@ -203,24 +203,25 @@ def test_skinny_wgmma_passes_the_warpgroup_flag(tmp_path):
 
 def test_skinny_ws_instantiates_its_own_launcher(tmp_path):
     """Issue 15: mma ws instantiates SkinnyWs<T, mode, token tiles, stages> from its own header;
-    files without a ws kernel do not include it; max_m 16 is rejected by skinny_ws_form."""
-    p, files = _skinny_files(tmp_path, "max_m: [16, 64], rows_per_warp: [16], stages: [8], mma: [sync, ws]")
-    assert sorted(files) == ["fp16_int4_groupwise_skinny_m16_r16_s8", "fp16_int4_groupwise_skinny_m64_r16_s8",
-                             "fp16_int4_groupwise_skinny_m64_r16_s8_ws"]
-    assert any(r.config.name.endswith("_m16_r16_s8_ws") and "skinny_ws_form" in r.rule for r in p.rejected)
+    files without a ws kernel do not include it; rows_per_warp 32 is rejected by skinny_ws_form."""
+    p, files = _skinny_files(tmp_path, "max_m: [16, 64], rows_per_warp: [16, 32], stages: [8], mma: [sync, ws]")
+    assert sorted(files) == ["fp16_int4_groupwise_skinny_m16_r16_s8", "fp16_int4_groupwise_skinny_m16_r16_s8_ws",
+                             "fp16_int4_groupwise_skinny_m16_r32_s8", "fp16_int4_groupwise_skinny_m64_r16_s8",
+                             "fp16_int4_groupwise_skinny_m64_r16_s8_ws", "fp16_int4_groupwise_skinny_m64_r32_s8"]
+    assert any(r.config.name.endswith("_m16_r32_s8_ws") and "skinny_ws_form" in r.rule for r in p.rejected)
     ws = files["fp16_int4_groupwise_skinny_m64_r16_s8_ws"]
     assert ws.count('#include "gemv/skinny_ws_launch.cuh"') == 1
     assert "using Impl = w4a16::skinny::SkinnyWs<__half, w4a16::QuantMode::kGroupwise, 8, 8>;" in ws
     assert not any("skinny_ws" in x for x in files["fp16_int4_groupwise_skinny_m64_r16_s8"])
 
 
-def test_skinny_ws_mid_token_tiles(tmp_path):
-    """Twenty-fourth session: token tiles of 40, 48 and 56 instantiate SkinnyWs with 5-7 mma N tiles;
-    the other forms do not take them (skinny_mid_tiles)."""
-    p, files = _skinny_files(tmp_path, "max_m: [40, 48, 56], rows_per_warp: [16], stages: [8], mma: [sync, ws]")
-    assert sorted(files) == [f"fp16_int4_groupwise_skinny_m{m}_r16_s8_ws" for m in (40, 48, 56)]
-    for m in (40, 48, 56):
+def test_skinny_ws_only_token_tiles(tmp_path):
+    """Token tiles of 8 (twenty-fifth session) and of 40, 48, 56 (twenty-fourth) instantiate SkinnyWs
+    with 1 and 5-7 mma N tiles; the other forms do not take them (skinny_ws_tiles)."""
+    p, files = _skinny_files(tmp_path, "max_m: [8, 40, 48, 56], rows_per_warp: [16], stages: [8], mma: [sync, ws]")
+    assert sorted(files) == [f"fp16_int4_groupwise_skinny_m{m}_r16_s8_ws" for m in (40, 48, 56, 8)]
+    for m in (8, 40, 48, 56):
         assert (f"using Impl = w4a16::skinny::SkinnyWs<__half, w4a16::QuantMode::kGroupwise, {m // 8}, 8>;"
                 in files[f"fp16_int4_groupwise_skinny_m{m}_r16_s8_ws"])
-        assert any(r.config.name == f"fp16_int4_groupwise_skinny_m{m}_r16_s8" and "skinny_mid_tiles" in r.rule
+        assert any(r.config.name == f"fp16_int4_groupwise_skinny_m{m}_r16_s8" and "skinny_ws_tiles" in r.rule
                    for r in p.rejected)

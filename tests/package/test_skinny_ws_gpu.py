@@ -30,7 +30,7 @@ SHAPES = [(896, 4864), (8192, 2048), (3072, 3072), (2048, 2048), (2048, 8192)]  
 
 
 def ms(max_m):
-    low = 17 if max_m <= 32 else 33
+    low = 1 if max_m <= 16 else 17 if max_m <= 32 else 33
     return sorted({low, (low + max_m) // 2 | 1, max_m})
 
 
@@ -81,7 +81,7 @@ def test_ws_scale_groups_from_mid_group_split_starts(name):
     for n, k, group in GROUP_SHAPES:
         torch.manual_seed(seed_of(name, n, k, group))
         p, w_ref = quantized_weight(n, k, info["mode"], group, dtype)
-        for m in (17, info["max_m"]):
+        for m in sorted({min(17, info["max_m"] - 1) | 1, info["max_m"]}):  # an odd M (7, 15 or 17) and the tile
             x = torch.randn(m, k, device="cuda", dtype=dtype)
             out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
             w4a16_build.gemm(x, p, tactic=name, out=out)
