@@ -59,7 +59,8 @@ inline bool make_map(CUtensorMap& m, const void* base, bool words, uint64_t d0, 
 // at least kMinStages stages (splits tried: 1, 2, 3, 4, 6, 8, 12, 16). slots(s): CTAs that run at
 // once in clusters of s. Fitted on an H200 (benchmarks/ws_probe.cu, 16 layers at 17-127 tokens,
 // every split timed; benchmarks/NOTES.md, "Twenty-first session"): 1.04x the fastest split in
-// geomean, worst 1.45x.
+// geomean, worst 1.45x. The 8- and 16-token tiles use it unfitted (their picks were not compared
+// with the other splits: "Twenty-fifth session", leads).
 constexpr int kCtaCost = 8;
 constexpr int kMinStages = 4;
 template <class Slots>

@@ -50,17 +50,17 @@ def test_kernels_filter_and_env(repo_root):
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
     assert lines == ["fp16_int4_groupwise_t128x16x64_c1x1_coop_streamk",
                      "fp16_int4_per_column_t64x16x128_c1x1_pingpong_persistent",
-                     "2 kernels (manifest minimal, 64 filtered out)"]
+                     "2 kernels (manifest minimal, 65 filtered out)"]
     env["W4A16_KERNELS"] = "bf16_int4_per_column_t*"
     lines = run(repo_root, "--list", env=env).stdout.strip().splitlines()
-    assert lines == ["0 kernels (manifest minimal, 66 filtered out)"]
+    assert lines == ["0 kernels (manifest minimal, 67 filtered out)"]
 
 
 def test_out_writes_sources(repo_root, tmp_path):
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     sources = (tmp_path / "sources.txt").read_text().split()
-    assert len(sources) == 4 + 12 + 42 + 1 + 1 + 6 + 1  # CUTLASS, GEMV, skinny, skinny80, tiled, dequant kernels (one per file), registry
+    assert len(sources) == 4 + 12 + 43 + 1 + 1 + 6 + 1  # CUTLASS, GEMV, skinny, skinny80, tiled, dequant kernels (one per file), registry
     assert all((tmp_path / s).is_file() for s in sources)
     r2 = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path))
     assert "0 written" in r2.stdout
@@ -264,7 +264,7 @@ def test_empty_kernel_selection_is_refused(repo_root, tmp_path):
     import os
 
     r = run(repo_root, "--manifest", "minimal", "--out", str(tmp_path / "g"), "--kernels", "nomatch*")
-    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 66 kernels" in r.stderr, r.stderr
+    assert r.returncode == 2 and "--kernels='nomatch*' selects none of the 67 kernels" in r.stderr, r.stderr
     assert not (tmp_path / "g").exists()
     env = dict(os.environ, W4A16_KERNELS="nomatch*")
     r = run(repo_root, "--list", "--manifest", "minimal", env=env)

@@ -140,7 +140,8 @@ def test_skinny_wgmma_names():
 
 def test_skinny_ws_names():
     """Issue 15: the warp-specialized form is named by a _ws part in the _wg place; it takes one
-    16-row block per warp, no warp split and 32-128 tokens (two 64-row warpgroups, wgmma N >= 32)."""
+    16-row block per warp and no warp split (two 64-row warpgroups); 8-64 tokens in steps of 8 but 24,
+    or 128 (wgmma N of 8-128)."""
     ws = parse_name("fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws")
     assert (ws.mma, ws.max_m, ws.k_warps, ws.rows_per_warp, ws.stages) == ("ws", 64, 1, 16, 8) and not ws.violations()
     assert ws.name == "fp16_int4_groupwise_zero_skinny_m64_r16_s8_ws" and ws.to_dict()["mma"] == "ws"

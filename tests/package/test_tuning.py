@@ -442,23 +442,27 @@ def test_the_ws_form_takes_large_layers_at_m_33_to_48():
 def test_the_ws_form_takes_m_7_to_16_with_its_8_and_16_token_tiles():
     """Twenty-fifth session (H200, fp16 g128, benchmarks/NOTES.md "Twenty-fifth session"): the ws
     form's 8- and 16-token tiles beat the GEMV and CUTLASS choices at M = 7-8 on layers of N*K
-    12-240M and at M = 9-16 on layers of N*K 12-68M (development and held-out layers); the 12M
-    skinny rule and the warp-split rules keep the smaller layers; M <= 6 and larger layers keep
-    their choices, and so does a build without those tiles."""
+    12-240M and at M = 9-16 on layers of N*K 12-68M (development and held-out layers), within the
+    development layers' N (28672 / 18944) and K (>= 1536); the 12M skinny rule and the warp-split
+    rules keep the smaller layers; M <= 6, larger, wider (LM heads) and shallower layers keep their
+    choices, and so does a build without those tiles."""
     first, old = ws_first((8, 16, 32, 64)), ws_first((32, 64))
 
     assert first(7, 8192, 8192) == "ws8"
     assert first(8, 8192, 28672) == "ws8"        # 235M
     assert first(8, 8960, 1536) == "ws8"         # 13.8M
+    assert first(8, 28672, 4096) == "ws8"        # the N bound itself
     assert first(9, 8192, 8192) == "ws16"
     assert first(12, 4096, 14336) == "ws16"
     assert first(16, 5120, 5120) == "ws16"
     assert first(16, 8960, 1536) == "ws16"
+    assert first(16, 18944, 3584) == "ws16"      # 67.9M, the N bound
     assert first(17, 4096, 4096) == "ws32"       # the M = 17-48 rule, unchanged
-    for m, n, k in ((6, 8192, 8192), (8, 128256, 4096), (8, 60000, 4001)):
-        assert first(m, n, k) == "g8r32", (m, n, k)          # M <= 6, or N*K past 240M
-    for m, n, k in ((12, 28672, 4096), (16, 8192, 28672)):    # past 68M
-        assert not first(m, n, k).startswith("ws"), (m, n, k)
+    for m, n, k in ((6, 8192, 8192), (8, 128256, 4096), (8, 60000, 4001), (8, 151936, 896), (7, 32064, 3072),
+                    (8, 16384, 1024)):
+        assert first(m, n, k) == "g8r32", (m, n, k)  # M <= 6; N*K past 240M; N past 28672 (LM heads); K < 1536
+    for m, n, k in ((12, 28672, 4096), (16, 8192, 28672), (12, 65536, 1024), (16, 24576, 2048), (9, 16384, 1024)):
+        assert not first(m, n, k).startswith("ws"), (m, n, k)  # past 68M, N past 18944, K < 1536
     assert first(8, 3072, 3072) == first(16, 3072, 3072) == "s16"  # 9.4M: the 12M skinny rule
     assert first(8, 2048, 2048) == "w8"                             # 4.2M: the warp-split rule
     # A build without the 8- and 16-token tiles keeps the earlier choices.
