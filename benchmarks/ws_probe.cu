@@ -138,13 +138,14 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   const bool spread = spread_env != nullptr && atoi(spread_env) != 0;
   if (spread) kerns.push_back({"spread", kern_new});
   if (kerns.size() > 4) { printf("at most 4 forms (base, alt, alt2, new, spread)\n"); exit(1); }
-  int sm_cap = 0, sm_res = 0, sm_optin = 0;
+  int sm_cap = 0, sm_res = 0, sm_optin = 0, sm_count = 0;  // per SM, reserved per CTA, opt-in per CTA; SMs
   {
     int dev = 0;
     CK(cudaGetDevice(&dev));
     CK(cudaDeviceGetAttribute(&sm_cap, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
     CK(cudaDeviceGetAttribute(&sm_res, cudaDevAttrReservedSharedMemoryPerBlock, dev));
     CK(cudaDeviceGetAttribute(&sm_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    CK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
   }
   for (auto& kv : kerns) {
     CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize, spread ? sm_optin : W::kSmem));
@@ -221,10 +222,7 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
       const cudaLaunchConfig_t cfg = gemv::cluster_config(row_groups * s, skinny::ws::kThreads, W::kSmem, s, stream, at);
       int smem_sp = W::kSmem;
       {
-        int sms_now = 0, dev = 0;
-        CK(cudaGetDevice(&dev));
-        CK(cudaDeviceGetAttribute(&sms_now, cudaDevAttrMultiProcessorCount, dev));
-        const int per_sm = (row_groups * s + sms_now - 1) / sms_now;
+        const int per_sm = (row_groups * s + sm_count - 1) / sm_count;
         // the least size at which per_sm + 1 CTAs no longer fit an SM
         const int want = sm_cap / (per_sm + 1) - sm_res + 128;
         if (want > smem_sp && want <= sm_optin) smem_sp = want;
