@@ -8,11 +8,13 @@
 //   ./ws_probe KxN [KxN ...]      M = 17,33,64 (PROBE_M sets them); PROBE_S=splits: one split;
 //                                 PROBE_DTYPE=bf16; PROBE_TRACE_ALL=1 (with -DW4A16_WS_TRACE): the
 //                                 trace of every variant at every split; -DPROBE_NT_SWEEP: token tiles of 24-64
-//                                 (24 and 32 for m <= 24, 40-64 for larger m); -DPROBE_STAGE_SWEEP: rings of 4, 8 and 12 stages
+//                                 (24 and 32 for m <= 24, 40-64 for larger m); -DPROBE_SMALL_NT: the
+//                                 8-token tile at m <= 8 and the 16-token one at m = 5-16; -DPROBE_STAGE_SWEEP: rings of 4, 8 and 12 stages
 //                                 at 32 and 64 tokens; PROBE_SPREAD=1: the product's kernel timed
 //                                 once more ("spread") with the dynamic shared memory that lets at
 //                                 most ceil(CTAs / SMs) CTAs share an SM (tried in the twenty-third
-//                                 session: never faster)
+//                                 session: never faster); PROBE_SLOTS=1: print the resident clusters per
+//                                 split (at the kernel's shared memory and at 1-4 CTAs per SM), time nothing
 //
 // -DWS_PROBE_BASE / -DWS_PROBE_ALT / -DWS_PROBE_ALT2 name headers with other forms of the kernel
 // as w4a16::skinny_old:: / skinny_alt:: / skinny_alt2::skinny_ws_kernel (same template and arguments): all
@@ -117,6 +119,8 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   std::vector<int> ms;
 #ifdef PROBE_NT_SWEEP  // token tiles of 24-64: 24 and 32 for m <= 24, 40 / 48 / 56 / 64 for m > 24 (as fits)
   for (int m : ms_all) if (m <= 8 * NT && (NT <= 4 ? m <= 24 : m > 24)) ms.push_back(m);
+#elif defined(PROBE_SMALL_NT)  // the 8-token tile at every m <= 8, the 16-token tile from m = 5
+  for (int m : ms_all) if (m <= 8 * NT && (NT == 1 || m > 4)) ms.push_back(m);
 #else
   for (int m : ms_all) if (m <= 8 * NT && (NT == 4 || m > 4 * NT)) ms.push_back(m);
 #endif
@@ -147,8 +151,32 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
     CK(cudaDeviceGetAttribute(&sm_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     CK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
   }
+  if (std::getenv("PROBE_SLOTS")) {
+    // PROBE_SLOTS=1: the resident clusters per split at the kernel's shared memory and at the
+    // shared memory that lets at most p = 1..4 CTAs share an SM (then the layer is not timed)
+    CK(cudaFuncSetAttribute(kern_new, cudaFuncAttributeMaxDynamicSharedMemorySize, sm_optin));
+    CK(cudaFuncSetAttribute(kern_new, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    int per_sm = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern_new, skinny::ws::kThreads, W::kSmem));
+    printf("slots NT=%d S=%d smem=%d per_sm=%d SMs=%d |", NT, S, W::kSmem, per_sm, sm_count);
+    for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
+      int c0 = 0;
+      gemv::resident_clusters(kern_new, skinny::ws::kThreads, W::kSmem, s, c0);
+      printf(" %d:%d", s, c0);
+      for (int p = 1; p <= 4; ++p) {
+        const int bytes = std::max(W::kSmem, sm_cap / (p + 1) - sm_res + 128);
+        int c = 0;
+        if (bytes <= sm_optin) gemv::resident_clusters(kern_new, skinny::ws::kThreads, bytes, s, c);
+        printf("/%d", c);
+      }
+    }
+    printf("\n");
+    return 0;
+  }
   for (auto& kv : kerns) {
-    CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize, spread ? sm_optin : W::kSmem));
+    // as the launcher: the one-per-SM size allowed for the occupancy query (launches ask for kSmem)
+    CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            spread ? sm_optin : std::max(W::kSmem, skinny::ws::one_per_sm_bytes(0))));
     CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   }
   const int rbs = (n + 15) / 16;
@@ -207,11 +235,17 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
 #endif
     const CUtensorMap txm = map2d(x, false, k, m, 2ull * k, 64, 8 * NT, true, false);
     int slots_of[17] = {0};
+    skinny::ws::Fit fit_of[17];
+    const int spread_bytes = skinny::ws::one_per_sm_bytes(0);
+    int per_sm = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern_new, skinny::ws::kThreads, W::kSmem));
     for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
       int cl = 0;
       if (gemv::resident_clusters(kern_new, skinny::ws::kThreads, W::kSmem, s, cl) == cudaSuccess) slots_of[s] = cl * s;
+      fit_of[s].resident = cl;
+      if (spread_bytes > W::kSmem) gemv::resident_clusters(kern_new, skinny::ws::kThreads, spread_bytes, s, fit_of[s].spread);
     }
-    const int pick = skinny::ws::choose_splits(row_groups, k, [&](int s) { return slots_of[s]; });
+    const int pick = skinny::ws::choose_splits(row_groups, k, per_sm, [&](int s) { return fit_of[s]; });
     printf("%s m=%d cublas=%.2f pick=%d |", dtname, m, t_cublas, pick);
     float best[4] = {1e9f, 1e9f, 1e9f, 1e9f};
     for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
@@ -337,6 +371,8 @@ int run_all(int argc, char** argv, const char* dtname) {
 #endif
 #if defined(PROBE_NT_SWEEP)
     PROBE_LAYER(3, 8); PROBE_LAYER(4, 8); PROBE_LAYER(5, 8); PROBE_LAYER(6, 8); PROBE_LAYER(7, 8); PROBE_LAYER(8, 8);
+#elif defined(PROBE_SMALL_NT)  // the product's tiles of 8 and 16 tokens
+    PROBE_LAYER(1, 8); PROBE_LAYER(2, 8);
 #elif defined(PROBE_STAGE_SWEEP)  // ring depths beside the product's 8
     PROBE_LAYER(4, 4); PROBE_LAYER(4, 8); PROBE_LAYER(4, 12);
     PROBE_LAYER(8, 4); PROBE_LAYER(8, 8); PROBE_LAYER(8, 12);

@@ -8,6 +8,7 @@
 
 #include <cuda.h>
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -55,31 +56,59 @@ inline bool make_map(CUtensorMap& m, const void* base, bool words, uint64_t d0, 
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The K split (cluster size): the fewest waves times (stages per CTA + kCtaCost), each CTA keeping
-// at least kMinStages stages (splits tried: 1, 2, 3, 4, 6, 8, 12, 16). slots(s): CTAs that run at
-// once in clusters of s. Fitted on an H200 (benchmarks/ws_probe.cu, 16 layers at 17-127 tokens,
-// every split timed; benchmarks/NOTES.md, "Twenty-first session"): 1.04x the fastest split in
-// geomean, worst 1.45x. The 8- and 16-token tiles use it unfitted (their picks were not compared
-// with the other splits: "Twenty-fifth session", leads).
-constexpr int kCtaCost = 8;
+// The K split (cluster size s, tried 1, 2, 3, 4, 6, 8, 12, 16; each CTA keeps at least kMinStages
+// stages): the least estimated time from the occupancy calculator's answers per s (Fit):
+//   depth L = ceil(row groups / spread): the CTAs that share an SM when the clusters are placed
+//             one CTA per SM first (spread = the clusters that fit so), at most per_sm;
+//   waves W = ceil(row groups / resident) (resident = the clusters that fit at once);
+//   cost    = W * (1 + kWaveCost * (W - 1)) * (stages per CTA * L^kShareExp + kCtaCost * L).
+// CTAs that share an SM stream faster together than one alone (L^0.85, not L), a CTA costs a few
+// stages of set-up and reduction, and a wave after the first costs more than its stages. Fitted on
+// an H200 (benchmarks/ws_probe.cu, every split timed: 665 points at 8-64 tokens, 5-64 M, 115
+// layers; benchmarks/NOTES.md, "Twenty-sixth session"): 1.006x the fastest split in geomean
+// (the rule before it: 1.071x), 1.012x on held-out layers (before: 1.052x), worst 1.12x.
+constexpr double kShareExp = 0.85;
+constexpr double kCtaCost = 4.0;
+constexpr double kWaveCost = 0.25;
 constexpr int kMinStages = 4;
-template <class Slots>
-int choose_splits(int row_groups, int k, Slots&& slots) {
+struct Fit {
+  int spread = 0;    // clusters of s that fit with at most one CTA per SM (0: unknown)
+  int resident = 0;  // clusters of s that fit at once at the kernel's shared memory
+};
+// fit(s) -> Fit; per_sm: the kernel's CTAs per SM. 0 where no split fits.
+template <class FitOf>
+int choose_splits(int row_groups, int k, int per_sm, FitOf&& fit) {
   const int nst = k / kChunkK;
   int best_s = 0;
-  long best = -1;
+  double best = -1;
   for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
     if (s > 1 && nst / s < kMinStages) break;
-    const int cap = slots(s);
-    if (cap <= 0) continue;
-    const long ctas = static_cast<long>(row_groups) * s;
-    const long cost = (ctas + cap - 1) / cap * ((nst + s - 1) / s + kCtaCost);
+    const Fit f = fit(s);
+    if (f.resident <= 0 || per_sm <= 0) continue;
+    const int waves = (row_groups + f.resident - 1) / f.resident;
+    int depth = f.spread > 0 ? (row_groups + f.spread - 1) / f.spread : per_sm;
+    if (depth > per_sm) depth = per_sm;
+    const double cost = waves * (1 + kWaveCost * (waves - 1)) *
+                        (static_cast<double>(nst) / s * std::pow(static_cast<double>(depth), kShareExp) + kCtaCost * depth);
     if (best < 0 || cost < best) {
       best = cost;
       best_s = s;
     }
   }
   return best_s;
+}
+
+// The dynamic shared memory at which at most one CTA fits an SM (spread in Fit); 0 if unknown.
+inline int one_per_sm_bytes(int dev) {
+  int per_sm = 0, reserved = 0, optin = 0;
+  if (cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  const int bytes = (per_sm / 2 - reserved) / 128 * 128 + 128;
+  return bytes <= optin ? bytes : 0;
 }
 
 }  // namespace ws
@@ -118,26 +147,40 @@ struct SkinnyWs {
     {
       static std::mutex mu;
       static std::unordered_set<int> configured;
-      static std::map<std::pair<int, int>, int> slots;  // (device, cluster size) -> CTAs at once
+      // (device, cluster size) -> its Fit; device -> (CTAs per SM, one-per-SM shared memory)
+      static std::map<std::pair<int, int>, ws::Fit> fits;
+      static std::map<int, std::pair<int, int>> per_dev;
       std::lock_guard<std::mutex> lock(mu);
       if (!configured.count(dev)) {
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        // The attribute allows the one-per-SM size too, for the occupancy query only (launches
+        // ask for kSmem).
+        const int spread_bytes = ws::one_per_sm_bytes(dev);
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             spread_bytes > kSmem ? spread_bytes : kSmem);
         if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
         if (e != cudaSuccess) return launch_failed(e);
+        int per_sm = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, ws::kThreads, kSmem) != cudaSuccess) {
+          (void)cudaGetLastError();
+          per_sm = 0;
+        }
+        per_dev[dev] = {per_sm, spread_bytes > kSmem ? spread_bytes : 0};
         configured.insert(dev);
       }
+      const int per_sm = per_dev[dev].first, spread_bytes = per_dev[dev].second;
       cudaError_t err = cudaSuccess;  // the first occupancy query that failed
-      splits = ws::choose_splits(row_groups, a.k, [&](int s) {
+      splits = ws::choose_splits(row_groups, a.k, per_sm, [&](int s) {
         const auto key = std::make_pair(dev, s);
-        auto it = slots.find(key);
-        if (it != slots.end()) return it->second;
+        auto it = fits.find(key);
+        if (it != fits.end()) return it->second;
         // A size that fails is remembered as 0; only if no size works is the launch refused,
         // with the first error.
-        int clusters = 0;
-        const cudaError_t e = gemv::resident_clusters(kernel, ws::kThreads, kSmem, s, clusters);
+        ws::Fit f;
+        const cudaError_t e = gemv::resident_clusters(kernel, ws::kThreads, kSmem, s, f.resident);
         if (e != cudaSuccess && err == cudaSuccess) err = e;
-        slots.emplace(key, clusters * s);
-        return clusters * s;
+        if (spread_bytes > 0) (void)gemv::resident_clusters(kernel, ws::kThreads, spread_bytes, s, f.spread);
+        fits.emplace(key, f);
+        return f;
       });
       if (splits <= 0) return launch_failed(err != cudaSuccess ? err : cudaErrorInvalidConfiguration);
     }
