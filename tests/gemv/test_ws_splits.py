@@ -4,26 +4,12 @@ splits are the fastest measured on that card with every split timed
 (benchmarks/results/ws_h200_s26/); the rule before this one picked 4, 6, 8, 3 and 3 on the first,
 second, fourth, fifth and sixth cases."""
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def picks(tmp_path_factory):
-    if shutil.which("nvcc") is None:
-        pytest.skip("nvcc is not on PATH")
-    exe = tmp_path_factory.mktemp("ws_splits") / "ws_split_check"
-    r = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90a", "-I", str(ROOT), "-I", str(ROOT / "csrc"),
-                        str(Path(__file__).with_name("ws_split_check.cu")), str(ROOT / "csrc" / "status.cpp"),
-                        "-o", str(exe)], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-4000:]
-    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=60).stdout
-    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
+def picks(host_check):
+    return {case: int(v) for case, v in host_check("ws_split_check.cu").items()}
 
 
 @pytest.mark.parametrize("case, fastest", [
