@@ -143,8 +143,8 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   if (spread) kerns.push_back({"spread", kern_new});
   if (kerns.size() > 4) { printf("at most 4 forms (base, alt, alt2, new, spread)\n"); exit(1); }
   int sm_cap = 0, sm_res = 0, sm_optin = 0, sm_count = 0;  // per SM, reserved per CTA, opt-in per CTA; SMs
+  int dev = 0;
   {
-    int dev = 0;
     CK(cudaGetDevice(&dev));
     CK(cudaDeviceGetAttribute(&sm_cap, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
     CK(cudaDeviceGetAttribute(&sm_res, cudaDevAttrReservedSharedMemoryPerBlock, dev));
@@ -164,7 +164,7 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
       gemv::resident_clusters(kern_new, skinny::ws::kThreads, W::kSmem, s, c0);
       printf(" %d:%d", s, c0);
       for (int p = 1; p <= 4; ++p) {
-        const int bytes = std::max(W::kSmem, sm_cap / (p + 1) - sm_res + 128);
+        const int bytes = std::max(W::kSmem, (sm_cap / (p + 1) - sm_res) / 128 * 128 + 128);  // as ws::one_per_sm_bytes at p = 1
         int c = 0;
         if (bytes <= sm_optin) gemv::resident_clusters(kern_new, skinny::ws::kThreads, bytes, s, c);
         printf("/%d", c);
@@ -176,7 +176,7 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   for (auto& kv : kerns) {
     // as the launcher: the one-per-SM size allowed for the occupancy query (launches ask for kSmem)
     CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            spread ? sm_optin : std::max(W::kSmem, skinny::ws::one_per_sm_bytes(0))));
+                            spread ? sm_optin : std::max(W::kSmem, skinny::ws::one_per_sm_bytes(dev))));
     CK(cudaFuncSetAttribute(kv.second, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   }
   const int rbs = (n + 15) / 16;
@@ -223,6 +223,19 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
   };
   printf("== %s K=%d N=%d (%.1f MB int4, %d copies) NT=%d S=%d\n", dtname, k, n, wbytes / 1e6, copies, NT, S);
   const int row_groups = (n + skinny::ws::kRows - 1) / skinny::ws::kRows;
+  // the launcher's occupancy answers (ws::choose_splits): per split, the clusters resident at once
+  // and those that fit one CTA per SM; the kernel's CTAs per SM
+  int slots_of[17] = {0};
+  skinny::ws::Fit fit_of[17];
+  const int spread_bytes = skinny::ws::one_per_sm_bytes(dev);
+  int cta_per_sm = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cta_per_sm, kern_new, skinny::ws::kThreads, W::kSmem));
+  for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
+    int cl = 0;
+    if (gemv::resident_clusters(kern_new, skinny::ws::kThreads, W::kSmem, s, cl) == cudaSuccess) slots_of[s] = cl * s;
+    fit_of[s].resident = cl;
+    if (spread_bytes > W::kSmem) gemv::resident_clusters(kern_new, skinny::ws::kThreads, spread_bytes, s, fit_of[s].spread);
+  }
   for (int m : ms) {
     gemm_ref<T><<<dim3((n + 127) / 128, m), 128>>>(x, wd, ref, m, n, k);
     float t_cublas = 0.f;
@@ -234,18 +247,7 @@ int run_layer(int k, int n, const std::vector<int>& ms_all, cudaStream_t stream,
     }, std::max(hcopies, 20));
 #endif
     const CUtensorMap txm = map2d(x, false, k, m, 2ull * k, 64, 8 * NT, true, false);
-    int slots_of[17] = {0};
-    skinny::ws::Fit fit_of[17];
-    const int spread_bytes = skinny::ws::one_per_sm_bytes(0);
-    int per_sm = 0;
-    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern_new, skinny::ws::kThreads, W::kSmem));
-    for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
-      int cl = 0;
-      if (gemv::resident_clusters(kern_new, skinny::ws::kThreads, W::kSmem, s, cl) == cudaSuccess) slots_of[s] = cl * s;
-      fit_of[s].resident = cl;
-      if (spread_bytes > W::kSmem) gemv::resident_clusters(kern_new, skinny::ws::kThreads, spread_bytes, s, fit_of[s].spread);
-    }
-    const int pick = skinny::ws::choose_splits(row_groups, k, per_sm, [&](int s) { return fit_of[s]; });
+    const int pick = skinny::ws::choose_splits(row_groups, k, cta_per_sm, [&](int s) { return fit_of[s]; });
     printf("%s m=%d cublas=%.2f pick=%d |", dtname, m, t_cublas, pick);
     float best[4] = {1e9f, 1e9f, 1e9f, 1e9f};
     for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {

@@ -12,7 +12,6 @@
 #include <map>
 #include <mutex>
 #include <tuple>
-#include <unordered_set>
 
 #include "gemv/launch_common.cuh"
 #include "gemv/skinny_ws_kernel.cuh"
@@ -64,9 +63,10 @@ inline bool make_map(CUtensorMap& m, const void* base, bool words, uint64_t d0, 
 //   cost    = W * (1 + kWaveCost * (W - 1)) * (stages per CTA * L^kShareExp + kCtaCost * L).
 // CTAs that share an SM stream faster together than one alone (L^0.85, not L), a CTA costs a few
 // stages of set-up and reduction, and a wave after the first costs more than its stages. Fitted on
-// an H200 (benchmarks/ws_probe.cu, every split timed: 665 points at 8-64 tokens, 5-64 M, 115
-// layers; benchmarks/NOTES.md, "Twenty-sixth session"): 1.006x the fastest split in geomean
-// (the rule before it: 1.071x), 1.012x on held-out layers (before: 1.052x), worst 1.12x.
+// an H200 (benchmarks/ws_probe.cu, every split timed: 665 points at 8-64 tokens, M = 5-56, 106
+// layers; benchmarks/NOTES.md, "Twenty-sixth session"): 1.006x the fastest split in geomean (the
+// rule before it: 1.071x); on 11 layers of five models no choice saw, the device's picks at
+// 8-128 tokens 1.000-1.007x (before: 1.000-1.057x), worst 1.13x.
 constexpr double kShareExp = 0.85;
 constexpr double kCtaCost = 4.0;
 constexpr double kWaveCost = 0.25;
@@ -75,7 +75,8 @@ struct Fit {
   int spread = 0;    // clusters of s that fit with at most one CTA per SM (0: unknown)
   int resident = 0;  // clusters of s that fit at once at the kernel's shared memory
 };
-// fit(s) -> Fit; per_sm: the kernel's CTAs per SM. 0 where no split fits.
+// fit(s) -> Fit; per_sm: the kernel's CTAs per SM (0: unknown). 0 where no split fits (no resident
+// answer for any s).
 template <class FitOf>
 int choose_splits(int row_groups, int k, int per_sm, FitOf&& fit) {
   const int nst = k / kChunkK;
@@ -84,10 +85,11 @@ int choose_splits(int row_groups, int k, int per_sm, FitOf&& fit) {
   for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
     if (s > 1 && nst / s < kMinStages) break;
     const Fit f = fit(s);
-    if (f.resident <= 0 || per_sm <= 0) continue;
+    if (f.resident <= 0) continue;
     const int waves = (row_groups + f.resident - 1) / f.resident;
-    int depth = f.spread > 0 ? (row_groups + f.spread - 1) / f.spread : per_sm;
-    if (depth > per_sm) depth = per_sm;
+    // Unknown answers (a failed query) leave the depth at one bound or the other, never refuse.
+    int depth = f.spread > 0 ? (row_groups + f.spread - 1) / f.spread : (per_sm > 0 ? per_sm : 1);
+    if (per_sm > 0 && depth > per_sm) depth = per_sm;
     const double cost = waves * (1 + kWaveCost * (waves - 1)) *
                         (static_cast<double>(nst) / s * std::pow(static_cast<double>(depth), kShareExp) + kCtaCost * depth);
     if (best < 0 || cost < best) {
@@ -146,28 +148,33 @@ struct SkinnyWs {
     int splits = 0;
     {
       static std::mutex mu;
-      static std::unordered_set<int> configured;
       // (device, cluster size) -> its Fit; device -> (CTAs per SM, one-per-SM shared memory)
       static std::map<std::pair<int, int>, ws::Fit> fits;
       static std::map<int, std::pair<int, int>> per_dev;
       std::lock_guard<std::mutex> lock(mu);
-      if (!configured.count(dev)) {
+      auto known = per_dev.find(dev);
+      if (known == per_dev.end()) {
         // The attribute allows the one-per-SM size too, for the occupancy query only (launches
-        // ask for kSmem).
-        const int spread_bytes = ws::one_per_sm_bytes(dev);
+        // ask for kSmem); where that size is refused, the kernel's own, and no spread answer.
+        int spread_bytes = ws::one_per_sm_bytes(dev);
+        if (spread_bytes <= kSmem) spread_bytes = 0;
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             spread_bytes > kSmem ? spread_bytes : kSmem);
+                                             spread_bytes > 0 ? spread_bytes : kSmem);
+        if (e != cudaSuccess && spread_bytes > 0) {
+          (void)cudaGetLastError();
+          spread_bytes = 0;
+          e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        }
         if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
         if (e != cudaSuccess) return launch_failed(e);
-        int per_sm = 0;
+        int per_sm = 0;  // 0 (unknown) where the query fails: choose_splits then leaves the depth uncapped
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, ws::kThreads, kSmem) != cudaSuccess) {
           (void)cudaGetLastError();
           per_sm = 0;
         }
-        per_dev[dev] = {per_sm, spread_bytes > kSmem ? spread_bytes : 0};
-        configured.insert(dev);
+        known = per_dev.emplace(dev, std::make_pair(per_sm, spread_bytes)).first;
       }
-      const int per_sm = per_dev[dev].first, spread_bytes = per_dev[dev].second;
+      const int per_sm = known->second.first, spread_bytes = known->second.second;
       cudaError_t err = cudaSuccess;  // the first occupancy query that failed
       splits = ws::choose_splits(row_groups, a.k, per_sm, [&](int s) {
         const auto key = std::make_pair(dev, s);

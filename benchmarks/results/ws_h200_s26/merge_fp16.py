@@ -2,8 +2,8 @@
 limit) after five shapes; the sixth shape's rows M = 1-64 are in that run's printed table
 (`default203_h200_fp16_auto.txt`, written per point), M = 128-4096 in a second run
 (`default203_h200_fp16_auto_rest.json`, `--shapes 28672x8192`). Writes
-`default203_h200_fp16_auto_merged.json` (rows taken from the text carry only the printed columns)
-and prints the geomean per M.
+`default203_h200_fp16_auto_merged.json` and prints the geomean per M. The rows taken from the text
+carry only the printed columns, their speed-ups rounded to two decimals.
 
     python merge_fp16.py
 """
@@ -30,7 +30,7 @@ def main():
             continue
         have.add((k, n, mm))
         added.append({"k": k, "n": n, "m": mm, "us": float(m[4]), "cublas_us": float(m[5]), "speedup": float(m[6]),
-                      "tinygemm_speedup": None if m[7] == "-" else float(m[7]), "tactic": m[9], "rank": 0,
+                      "tinygemm_speedup": None if m[7] == "-" else float(m[7]), "tactic": "auto:" + m[9], "rank": 0,
                       "from": "printed table"})
     rows = doc["rows"] + added + [r for r in rest["rows"] if (r["k"], r["n"], r["m"]) not in
                                   {(a["k"], a["n"], a["m"]) for a in doc["rows"] + added}]
