@@ -120,29 +120,25 @@ def main():
         print(f"  w {w}: dev {fmt(score(dev, lambda p: new_pick(p, 0.85, 4, w)))}",
               *[f"| {k} " + fmt(score(v, lambda p: new_pick(p, 0.85, 4, w))) for k, v in held.items()])
     print("\nthe device's picks with the rule kept (printed by the probe), against the rule before:")
-    for f in ("rule_small_dev_fp16.txt", "rule_small_held23_fp16.txt", "rule_main_held23_fp16.txt",
-              "rule_held3_bf16.txt"):
-        pts = points(HERE / f)
-        for nt in sorted({p.nt for p in pts}):
-            q = [p for p in pts if p.nt == nt]
-            n, o = score(q, lambda p: p.pick), score(q, old_pick)
-            ratio = geomean([
-                {s: v["new"] for s, v in p.times.items()}[p.pick] / {s: v["new"] for s, v in p.times.items()}[old_pick(p)]
-                for p in q])
-            print(f"  {f} {8 * nt} tokens: kept {fmt(n)} | before {fmt(o)} | time kept / before {ratio:.3f}")
+    device_picks(("rule_small_dev_fp16.txt", "rule_small_held23_fp16.txt", "rule_main_held23_fp16.txt",
+                  "rule_held3_bf16.txt"), lambda p: True)
     grid = {tuple(map(int, x.split("x"))) for x in GRID.split()}
     print("\nthe same on held3 alone, without its layers in the grid (nothing chose anything on them):")
-    for f in ("rule_small_held23_fp16.txt", "rule_main_held23_fp16.txt", "rule_held3_bf16.txt"):
-        pts = [p for p in points(HERE / f) if (p.k, p.n) in HELD3 - grid]
+    device_picks(("rule_small_held23_fp16.txt", "rule_main_held23_fp16.txt", "rule_held3_bf16.txt"),
+                 lambda p: (p.k, p.n) in HELD3 - grid, layers=True)
+
+
+def device_picks(files, keep, layers=False):
+    """Per file and token tile: the device's picks (the rule kept) and the rule before's, against
+    the fastest split, and the time at the kept pick over the time at the rule before's."""
+    for f in files:
+        pts = [p for p in points(HERE / f) if keep(p)]
         for nt in sorted({p.nt for p in pts}):
             q = [p for p in pts if p.nt == nt]
             n, o = score(q, lambda p: p.pick), score(q, old_pick)
-            ratio = geomean([
-                {s: v["new"] for s, v in p.times.items()}[p.pick] / {s: v["new"] for s, v in p.times.items()}[old_pick(p)]
-                for p in q])
-            print(f"  {f} {8 * nt} tokens, {len({(p.k, p.n) for p in q})} layers: kept {fmt(n)} | before {fmt(o)}"
-                  f" | time kept / before {ratio:.3f}")
-
+            ratio = geomean([p.times[p.pick]["new"] / p.times[old_pick(p)]["new"] for p in q])
+            where = f"{8 * nt} tokens" + (f", {len({(p.k, p.n) for p in q})} layers" if layers else "")
+            print(f"  {f} {where}: kept {fmt(n)} | before {fmt(o)} | time kept / before {ratio:.3f}")
 
 if __name__ == "__main__":
     main()
